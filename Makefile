@@ -1,0 +1,37 @@
+# Two commands set everything up on a fresh machine:
+#   make serve   - .venv with the serving extra only, then the BentoML service on port 3000
+#   make test    - .venv with everything, then the whole test suite
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PORT ?= 3000
+NER_MODEL_DIR ?= models/default
+export NER_MODEL_DIR
+
+.PHONY: serve test install-serve install-dev
+
+$(PY):
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+
+# Stamp files re-run an install only when pyproject.toml changes.
+$(VENV)/.serve-installed: pyproject.toml | $(PY)
+	$(PY) -m pip install -q -e '.[serve]'
+	touch $@
+
+$(VENV)/.dev-installed: pyproject.toml | $(PY)
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@ $(VENV)/.serve-installed
+
+install-serve: $(VENV)/.serve-installed
+install-dev: $(VENV)/.dev-installed
+
+serve: install-serve
+	@test -f "$(NER_MODEL_DIR)/model.onnx" || { \
+	  echo "No model in $(NER_MODEL_DIR)/ (model.onnx missing)."; \
+	  echo "Build the default one with 'make default-model', or point NER_MODEL_DIR at an exported model directory."; \
+	  exit 1; }
+	$(VENV)/bin/bentoml serve serving.service:NERService --port $(PORT)
+
+test: install-dev
+	$(PY) -m pytest

@@ -1,0 +1,14 @@
+"""The worked examples in the core modules' docstrings are executed, so they cannot rot."""
+
+import doctest
+
+import pytest
+
+from serving import annotation, conll, schema, spans, text, windows
+
+
+@pytest.mark.parametrize("module", [schema, text, spans, annotation, conll, windows], ids=lambda m: m.__name__)
+def test_docstring_examples(module):
+    result = doctest.testmod(module, raise_on_error=False)
+    assert result.attempted > 0
+    assert result.failed == 0

@@ -1,0 +1,1 @@
+"""Build-time tooling: data validation, fine-tuning, evaluation and ONNX export."""
