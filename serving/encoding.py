@@ -1,0 +1,43 @@
+"""Words -> model inputs: the one path from segmented words to windows of sub-word ids.
+
+Training (through ``PreTrainedTokenizerFast.backend_tokenizer``) and serving (through
+``tokenizers.Tokenizer.from_file``) call the same functions with the same ``tokenizer.json``,
+so labels sit on exactly the sub-words the served model reads.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol, Sequence
+
+from .windows import EncodedWindow, central_window_of_words, encode_window, plan_windows
+
+
+class WordTokenizer(Protocol):
+    """The part of ``tokenizers.Tokenizer`` used here."""
+
+    def encode_batch(self, inputs, add_special_tokens: bool = ...): ...
+
+
+def subword_ids_per_word(tokenizer: WordTokenizer, words: Sequence[str]) -> list[list[int]]:
+    """Sub-word ids of each word, encoded on its own without special tokens.
+
+    A word the tokenizer's normaliser empties (a lone tatweel, say) gets no ids; its word then
+    has no prediction of its own and is tagged O.
+    """
+    if not words:
+        return []
+    return [encoding.ids for encoding in tokenizer.encode_batch(list(words), add_special_tokens=False)]
+
+
+def encode_segment(
+    word_ids: Sequence[Sequence[int]], max_length: int, overlap: int, cls_id: int, sep_id: int
+) -> tuple[list[EncodedWindow], list[int]]:
+    """Windows covering one segment's words, and for each word the window to read it from.
+
+    ``max_length`` counts [CLS] and [SEP], like the model's position limit.
+    """
+    max_subwords = max_length - 2
+    counts = [max(1, len(ids)) for ids in word_ids]  # an empty word still takes a slot in planning
+    windows = plan_windows(counts, max_subwords, min(overlap, max_subwords - 1))
+    encoded = [encode_window(word_ids, window, max_subwords, cls_id, sep_id) for window in windows]
+    return encoded, central_window_of_words(counts, windows)
