@@ -17,3 +17,12 @@ SEED_SHA256 = {
 def test_seed_files_are_the_originals_byte_for_byte():
     found = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in (ROOT / "seeds").glob("*.txt")}
     assert found == SEED_SHA256
+
+
+def test_seed_files_equal_the_shared_originals_when_present():
+    shared = ROOT.parent / "shared" / "seeds"
+    if not shared.is_dir():
+        return  # a clone without the workplace's shared/ folder beside it: the hashes above still hold
+    assert sorted(p.name for p in shared.glob("*.txt")) == sorted(SEED_SHA256)
+    for name in SEED_SHA256:
+        assert (ROOT / "seeds" / name).read_bytes() == (shared / name).read_bytes()
