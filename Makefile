@@ -6,6 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PORT ?= 3000
 NER_MODEL_DIR ?= models/default
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 export NER_MODEL_DIR
 
 .PHONY: serve test install-serve install-dev
@@ -19,8 +20,10 @@ $(VENV)/.serve-installed: pyproject.toml | $(PY)
 	$(PY) -m pip install -q -e '.[serve]'
 	touch $@
 
+# Debian's Chromium drives the /ui test in a real headless browser.
 $(VENV)/.dev-installed: pyproject.toml | $(PY)
 	$(PY) -m pip install -q -e '.[dev]'
+	command -v chromium >/dev/null || { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium fonts-noto-core; }
 	touch $@ $(VENV)/.serve-installed
 
 install-serve: $(VENV)/.serve-installed

@@ -6,6 +6,6 @@ import importlib.util
 
 pytest_plugins = [
     name
-    for name in ("tests.fixtures_training", "tests.fixtures_export")
+    for name in ("tests.fixtures_training", "tests.fixtures_export", "tests.service_fixtures")
     if importlib.util.find_spec(name) is not None
 ]
