@@ -14,7 +14,7 @@ from typing import Iterable, Sequence
 from .annotation import Document, atomic_write_text
 from .spans import Span, iob1_to_iob2, spans_to_tags, tag_ranges
 from .schema import split_tag
-from .text import segment_words, sentence_ranges, strip_invisible
+from .text import INVISIBLE_CHARS, segment_words, sentence_ranges, strip_invisible
 
 
 class ConllFormatError(ValueError):
@@ -74,11 +74,25 @@ def read_conll(path: str | os.PathLike) -> list[ConllSentence]:
         return parse_conll(handle, str(path))
 
 
-def conll_sentences_to_document(sentences: Sequence[ConllSentence], doc_id: str) -> Document:
+def _visible_bounds(token: str) -> tuple[int, int]:
+    """Offsets of the first and past the last visible character of a token.
+
+    >>> _visible_bounds("\u200eموسكو\u200f")
+    (1, 6)
+    """
+    start = len(token) - len(token.lstrip(INVISIBLE_CHARS))
+    return start, len(token.rstrip(INVISIBLE_CHARS))
+
+
+def conll_sentences_to_document(sentences: Sequence[ConllSentence], doc_id: str, source: str = "<conll>") -> Document:
     """Join CoNLL sentences into one Document (tokens separated by spaces, sentences by newlines).
 
-    Tokens are re-segmented with the shared segmentation, so a CoNLL token holding punctuation
-    ("U.S.") becomes several words; its tag covers all of them.
+    Invisible marks at a token's edges stay in the text but out of the spans, which therefore fall
+    on the shared segmentation's word boundaries. A CoNLL token holding punctuation ("U.S.") becomes
+    several words; its tag covers all of them.
+
+    >>> conll_sentences_to_document(parse_conll(["\u200eموسكو B-GPE"]), "x").spans
+    [Span(start=1, end=6, label='GPE', text='موسكو')]
     """
     pieces: list[str] = []
     spans: list[Span] = []
@@ -92,8 +106,11 @@ def conll_sentences_to_document(sentences: Sequence[ConllSentence], doc_id: str)
             pieces.append(" ")
         pieces[-1] = "\n"
         for first, end, label in tag_ranges(sentence.tags):
-            start = starts[first]
-            stop = starts[end - 1] + len(sentence.tokens[end - 1])
+            first_token, last_token = sentence.tokens[first], sentence.tokens[end - 1]
+            start = starts[first] + _visible_bounds(first_token)[0]
+            stop = starts[end - 1] + _visible_bounds(last_token)[1]
+            if start >= stop:
+                raise ConllFormatError(f"{source}:{sentence.line + first}: entity {label} has no visible characters ({first_token!r})")
             spans.append(Span(start, stop, label, ""))
     text = "".join(pieces)
     return Document(doc_id, text, [Span(s.start, s.end, s.label, text[s.start : s.end]) for s in spans])

@@ -23,8 +23,9 @@ import re
 import unicodedata
 from typing import NamedTuple, Sequence
 
-INVISIBLE_CONTROLS = "\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff"
-_INVISIBLE_RE = re.compile(f"[{INVISIBLE_CONTROLS}]")
+# Zero-width and bidi controls: U+200B-U+200F, U+202A-U+202E, U+2066-U+2069, U+FEFF.
+INVISIBLE_CHARS = "".join(chr(c) for c in [*range(0x200B, 0x2010), *range(0x202A, 0x202F), *range(0x2066, 0x206A), 0xFEFF])
+_INVISIBLE_RE = re.compile(f"[{INVISIBLE_CHARS}]")
 
 # Characters that end a sentence when followed by a gap (whitespace) or the end of the text.
 SENTENCE_TERMINATORS = frozenset(".؟?!·;؛۔…")

@@ -1,0 +1,126 @@
+"""training.evaluate: seqeval numbers checked by hand, the errors file, CoNLL gold with a label
+map, and the ONNX runtime path."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+
+from serving.annotation import Document, read_documents, write_documents
+from serving.spans import Span, tags_to_spans
+from tests.fixtures_training import SEEDS
+from training.evaluate import ERROR_CONTEXT_CHARS, entity_report, entity_scores, main
+from training.predict import load_predictor
+
+DATA = Path(__file__).parent / "data"
+
+
+def read_errors(path: Path) -> list[dict]:
+    with open(path, encoding="utf-8", newline="") as handle:
+        return list(csv.DictReader(handle, delimiter="\t", quoting=csv.QUOTE_NONE))
+
+
+def test_report_matches_hand_computed_seqeval_numbers():
+    gold = [["B-PERS", "I-PERS", "O", "B-GPE", "O", "B-ORG", "I-ORG"], ["B-GPE", "O"]]
+    predicted = [["B-PERS", "I-PERS", "O", "B-ORG", "O", "B-ORG", "O"], ["B-GPE", "O"]]
+    # Gold: PERS(0-2), GPE(3), ORG(5-7), GPE(s2:0). Predicted: PERS(0-2), ORG(3), ORG(5), GPE(s2:0).
+    # Correct: PERS, GPE(s2) -> tp 2 of 4 predicted, 2 of 4 gold.
+    report = entity_report(gold, predicted)
+    assert report["PERS"] == {"precision": 1.0, "recall": 1.0, "f1-score": 1.0, "support": 1}
+    assert report["GPE"] == {"precision": 1.0, "recall": 0.5, "f1-score": pytest.approx(2 / 3), "support": 2}
+    assert report["ORG"] == {"precision": 0.0, "recall": 0.0, "f1-score": 0.0, "support": 1}
+    assert report["micro avg"] == {"precision": 0.5, "recall": 0.5, "f1-score": 0.5, "support": 4}
+    assert report["macro avg"]["precision"] == pytest.approx((1 + 1 + 0) / 3)
+    assert report["macro avg"]["recall"] == pytest.approx((1 + 0.5 + 0) / 3)
+    assert report["macro avg"]["f1-score"] == pytest.approx((1 + 2 / 3 + 0) / 3)
+    assert report["weighted avg"]["recall"] == pytest.approx((1 * 1 + 0.5 * 2 + 0 * 1) / 4)
+
+
+def test_strict_mode_rejects_entities_without_b_tag():
+    gold = [["B-PERS", "I-PERS", "O"]]
+    predicted = [["I-PERS", "I-PERS", "O"]]
+    assert entity_scores(gold, predicted) == {"precision": 1.0, "recall": 1.0, "f1": 1.0}
+    assert entity_scores(gold, predicted, strict=True) == {"precision": 0.0, "recall": 0.0, "f1": 0.0}
+
+
+def test_cli_scores_and_lists_every_error_with_context(tiny_model_dir, tmp_path):
+    document = read_documents(SEEDS)[0]
+    (tokens, tags), = load_predictor(str(tiny_model_dir)).predict([document.text])
+    predicted = tags_to_spans(document.text, tokens, tags)
+    n = len(predicted)
+    assert n >= 3
+    dropped, relabelled = predicted[0], predicted[1]
+    other_label = "EVENT" if relabelled.label != "EVENT" else "FAC"
+    # A word outside every predicted entity becomes a gold entity the model misses.
+    missed = next(token for token, tag in zip(tokens, tags) if tag == "O" and token.text.isalpha())
+    gold = Document(
+        document.id,
+        document.text,
+        predicted[2:] + [Span(relabelled.start, relabelled.end, other_label, relabelled.text), Span(missed.start, missed.end, "DATE", missed.text)],
+    )
+    gold_path = tmp_path / "gold.jsonl"
+    write_documents(gold_path, [gold])
+    out = tmp_path / "eval"
+    assert main(["--model", str(tiny_model_dir), "--data", str(gold_path), "--output-dir", str(out)]) == 0
+
+    # n predicted, n gold, n - 2 in common (one dropped from gold, one relabelled; one gold added).
+    summary = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    expected = (n - 2) / n
+    assert summary["report"]["micro avg"] == {"precision": pytest.approx(expected), "recall": pytest.approx(expected), "f1-score": pytest.approx(expected), "support": n}
+    assert summary["report"]["DATE"]["support"] == sum(span.label == "DATE" for span in gold.spans)
+    assert (summary["false_positives"], summary["false_negatives"]) == (2, 2)
+    assert "micro avg" in (out / "report.txt").read_text(encoding="utf-8")
+
+    def context(start: int, end: int) -> tuple[str, str]:
+        text = document.text.replace("\n", "⏎")
+        return text[max(0, start - ERROR_CONTEXT_CHARS) : start], text[end : end + ERROR_CONTEXT_CHARS]
+
+    rows = {(r["kind"], int(r["start"])): r for r in read_errors(out / "errors.tsv")}
+    assert len(rows) == 4
+    expectations = [
+        ("FP", dropped, "O", dropped.label),
+        ("FP", relabelled, other_label, relabelled.label),
+        ("FN", relabelled, other_label, relabelled.label),
+        ("FN", missed, "DATE", "O"),
+    ]
+    for kind, span, gold_label, predicted_label in expectations:
+        row = rows[(kind, span.start)]
+        assert (row["text"], row["gold"], row["predicted"]) == (span.text, gold_label, predicted_label)
+        assert (row["left_context"], row["right_context"]) == context(span.start, span.end)
+
+
+def test_cli_on_conll_gold_with_conll4_label_map(tiny_model_dir, tmp_path):
+    out = tmp_path / "eval"
+    conll = DATA / "conll4_sample.conll"
+    args = ["--model", str(tiny_model_dir), "--data", str(conll), "--format", "conll", "--label-map", "conll4", "--output-dir", str(out)]
+    assert main(args) == 0
+    report = json.loads((out / "report.json").read_text(encoding="utf-8"))["report"]
+    assert set(report) == {"PER", "LOC", "MISC", "micro avg", "macro avg", "weighted avg"}
+    # 4 PER: three B-PER, and one IOB1 I-PER (after a left-to-right mark) that opens an entity.
+    assert (report["PER"]["support"], report["LOC"]["support"], report["MISC"]["support"]) == (4, 6, 3)
+    # These sentences come from the seeds the tiny model was trained on.
+    assert report["micro avg"]["f1-score"] >= 0.9
+    assert main([*args, "--strict"]) == 0
+
+
+def test_cli_rejects_invalid_gold_data(tiny_model_dir, tmp_path, capsys):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"id": "a", "text": "زار موسكو", "spans": [{"start": 4, "end": 9, "label": "CITY", "text": "موسكو"}]}\n', encoding="utf-8")
+    assert main(["--model", str(tiny_model_dir), "--data", str(bad), "--output-dir", str(tmp_path / "out")]) == 1
+    assert f"{bad}:1: span 4-9 CITY: unknown label" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_onnx_export_scores_like_the_pytorch_model(tiny_model_dir, tiny_onnx_fp32_dir, tmp_path):
+    """An ONNX directory is evaluated through serving.Tagger; unquantised, it must agree with the
+    PyTorch predictor word for word."""
+    reports = {}
+    for name, model in (("pytorch", tiny_model_dir), ("onnx", tiny_onnx_fp32_dir)):
+        assert main(["--model", str(model), "--data", str(SEEDS), "--output-dir", str(tmp_path / name)]) == 0
+        reports[name] = json.loads((tmp_path / name / "report.json").read_text(encoding="utf-8"))
+    assert reports["onnx"]["runtime"] == "onnx"
+    assert reports["onnx"]["report"] == reports["pytorch"]["report"]
+    assert (tmp_path / "onnx" / "errors.tsv").read_text(encoding="utf-8") == (tmp_path / "pytorch" / "errors.tsv").read_text(encoding="utf-8")

@@ -1,0 +1,191 @@
+"""Fine-tuning end to end, with real training steps on CPU: the tiny model fits the seeds, a local
+base-model directory goes through the hub-id code path, DDP under torchrun, cross-validation, and
+the failures that must stop a run early with one clear message."""
+
+from __future__ import annotations
+
+import doctest
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from serving.annotation import read_documents
+from serving.schema import ID_TO_TAG
+from tests.fixtures_training import ROOT, SEEDS
+from training import cv, data, evaluate, modelcard, train
+from training.scratch import ScratchSizes, build_scratch_model
+
+TINY = ["--from-scratch", "--hidden-size", "64", "--layers", "1", "--heads", "2", "--intermediate-size", "128", "--no-progress"]
+
+
+def run_cli(module: str, *args: str, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", module, *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def read_json(path: Path) -> dict:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+@pytest.mark.parametrize("module", [data, cv, evaluate, modelcard, train], ids=lambda m: m.__name__)
+def test_docstring_examples(module):
+    result = doctest.testmod(module, raise_on_error=False)
+    assert result.failed == 0
+
+
+def test_tiny_model_fits_its_training_data(tiny_model_dir):
+    from training.evaluate import entity_scores, gold_tags
+    from training.predict import load_predictor
+
+    documents = read_documents(SEEDS)
+    predictor = load_predictor(str(tiny_model_dir))
+    predicted = [tags for _, tags in predictor.predict([d.text for d in documents])]
+    assert entity_scores([gold_tags(d) for d in documents], predicted)["f1"] >= 0.9
+
+
+def test_output_is_a_documented_hf_model_dir(tiny_model_dir):
+    names = {p.name for p in tiny_model_dir.iterdir()}
+    assert {"config.json", "model.safetensors", "tokenizer.json", "metrics.json", "README.md", "training_curve.png"} <= names
+    assert not any(name.startswith("checkpoint") or name.endswith(".bin") for name in names)
+    config = read_json(tiny_model_dir / "config.json")
+    assert {int(i): tag for i, tag in config["id2label"].items()} == ID_TO_TAG
+    metrics = read_json(tiny_model_dir / "metrics.json")
+    sha256 = modelcard.file_sha256(SEEDS)
+    assert metrics["data"]["sha256"] == sha256
+    assert metrics["label_counts"] == modelcard.label_counts(read_documents(SEEDS))
+    card = (tiny_model_dir / "README.md").read_text(encoding="utf-8")
+    for expected in (sha256, "git commit", "learning_rate", f"{metrics['training_set']['f1']:.3f}", "| GPE |"):
+        assert expected in card
+    assert (tiny_model_dir / "training_curve.png").read_bytes().startswith(b"\x89PNG")
+    # Nothing of the staging directory is left next to the model.
+    assert [p.name for p in tiny_model_dir.parent.iterdir()] == [tiny_model_dir.name]
+
+
+def test_windows_label_shared_words_in_each_window_for_training_and_once_for_evaluation(tiny_model_dir):
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    segments = [s for d in read_documents(SEEDS) for s in data.document_segments(d)]
+    longest = max(segments, key=lambda s: len(s.tokens))
+    for label_every_window, expect_repeats in ((True, True), (False, False)):
+        examples = data.encode_examples([longest], tokenizer, max_length=16, overlap=4, label_every_window=label_every_window)
+        assert len(examples) > 1 and all(len(e["input_ids"]) <= 16 for e in examples)
+        labelled = sum(label != data.IGNORED_LABEL for e in examples for label in e["labels"])
+        has_subwords = sum(1 for ids in tokenizer.backend_tokenizer.encode_batch(longest.words, add_special_tokens=False) if ids.ids)
+        assert (labelled > has_subwords) == expect_repeats
+        assert labelled >= has_subwords  # no word is truncated away
+
+
+def test_finetunes_a_local_base_model_directory_with_dev_early_stopping(tmp_path):
+    """A saved model directory goes through the same loading path as a hub id (from_pretrained)."""
+    documents = read_documents(SEEDS)
+    model, tokenizer = build_scratch_model([d.text for d in documents], ScratchSizes(hidden_size=64, num_hidden_layers=1, intermediate_size=128))
+    base = tmp_path / "base"
+    model.save_pretrained(base)
+    tokenizer.save_pretrained(base)
+    output = tmp_path / "finetuned"
+    dev_id = documents[-1].id
+    # Short windows so that long sentences are windowed in training and in prediction.
+    result = run_cli(
+        "training.train", "--data", str(SEEDS), "--output", str(output), "--base-model", str(base),
+        "--epochs", "4", "--learning-rate", "1e-3", "--batch-size", "8", "--max-length", "24",
+        "--dev-ids", dev_id, "--no-progress",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = read_json(output / "metrics.json")
+    assert metrics["base_model"] == str(base) and not metrics["from_scratch"]
+    assert metrics["data"]["dev_ids"] == [dev_id]
+    assert metrics["hyperparameters"]["max_length"] == 24
+    assert read_json(output / "tokenizer_config.json")["model_max_length"] == 24
+    assert 0 <= metrics["dev"]["f1"] <= 1 and metrics["dev"]["best_epoch"] is not None
+    assert "micro avg" in metrics["dev"]["report"]
+    assert f"base_model: {base}" in (output / "README.md").read_text(encoding="utf-8")
+    assert {int(i): t for i, t in read_json(output / "config.json")["id2label"].items()} == ID_TO_TAG
+
+
+def test_unreachable_hub_fails_fast_with_one_message(tmp_path):
+    output = tmp_path / "model"
+    started = time.monotonic()
+    result = run_cli(
+        "training.train", "--data", str(SEEDS), "--output", str(output), "--base-model", train.DEFAULT_BASE_MODEL,
+        env={"HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "empty-cache")},
+    )
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert f"cannot load base model {train.DEFAULT_BASE_MODEL!r}" in result.stderr
+    assert "--base-model DIR" in result.stderr
+    assert not output.exists()
+    assert time.monotonic() - started < 60
+
+
+def test_invalid_data_stops_training_before_any_model_is_loaded(tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(
+        '{"id": "a", "text": "زار موسكو", "spans": [{"start": 5, "end": 9, "label": "GPE", "text": "وسكو"}]}\n'
+        '{"id": "a", "text": "زار", "spans": []}\n',
+        encoding="utf-8",
+    )
+    # A base model that cannot load: reaching it would fail with exit code 2 instead.
+    result = run_cli("training.train", "--data", str(bad), "--output", str(tmp_path / "model"), "--base-model", str(tmp_path / "no-such-model"))
+    assert result.returncode == 1
+    assert f"{bad}:1: span 5-9 GPE: not on word boundaries" in result.stderr
+    assert f"{bad}:2: duplicate id 'a'" in result.stderr
+    assert "base model" not in result.stderr and "Traceback" not in result.stderr
+
+
+def test_refuses_to_overwrite_and_rejects_unknown_dev_ids(tmp_path, capsys):
+    occupied = tmp_path / "occupied"
+    occupied.mkdir()
+    (occupied / "keep.txt").write_text("x")
+    with pytest.raises(SystemExit) as exit_info:
+        train.main(["--data", str(SEEDS), "--output", str(occupied), *TINY])
+    assert exit_info.value.code == 2 and "--overwrite" in capsys.readouterr().err
+    assert (occupied / "keep.txt").exists()
+    assert train.main(["--data", str(SEEDS), "--output", str(tmp_path / "m"), "--dev-ids", "nope", *TINY]) == 2
+    assert "unknown document id(s) nope" in capsys.readouterr().err
+    assert not (tmp_path / "m").exists() and not (tmp_path / ".m.partial").exists()
+
+
+def test_torchrun_two_processes_on_cpu(tmp_path):
+    output = tmp_path / "ddp"
+    result = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517", "-m", "training.train",
+         "--data", str(SEEDS), "--output", str(output), "--epochs", "1", *TINY],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "distributed data parallel over 2 processes (gloo)" in result.stderr
+    assert result.stderr.count(f"wrote {output}") == 1  # only rank 0 writes
+    metrics = read_json(output / "metrics.json")
+    assert metrics["epochs_run"] == 1.0 and metrics["processes"] == 2
+    # Each process takes half of the windows, 8 per step: the data really is split, not duplicated.
+    assert metrics["optimizer_steps"] == math.ceil(math.ceil(metrics["training_windows"] / 2) / 8)
+    assert (output / "model.safetensors").exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["ddp"]
+
+
+def test_cross_validation_on_two_folds(tmp_path):
+    output = tmp_path / "cv"
+    result = run_cli("training.train", "--data", str(SEEDS), "--output", str(output), "--cv", "--cv-folds", "2", "--epochs", "4", *TINY)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = read_json(output / "cv.json")
+    first_two = [d.id for d in read_documents(SEEDS)[:2]]
+    assert [fold["document_id"] for fold in report["folds"]] == first_two
+    f1s = [fold["f1"] for fold in report["folds"]]
+    assert report["mean_f1"] == pytest.approx(sum(f1s) / 2)
+    assert report["std_f1"] == pytest.approx(abs(f1s[0] - f1s[1]) / 2**0.5)
+    assert report["pooled"]["micro avg"]["support"] == sum(fold["support"] for fold in report["folds"])
+    assert read_json(output / "metrics.json")["cv"] == report
+    assert "Leave-one-article-out cross-validation (2 folds" in (output / "README.md").read_text(encoding="utf-8")

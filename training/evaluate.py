@@ -1,0 +1,342 @@
+"""Score a trained model on annotated text, entity by entity (seqeval).
+
+    python -m training.evaluate --model models/default --data annotations/seeds.jsonl
+    python -m training.evaluate --model models/default-onnx --data test.conll --format conll --label-map conll4
+
+``--model`` is a PyTorch Hugging Face model directory, or an exported ONNX directory (one holding
+``model.onnx``), which is then run through the serving runtime (``serving.Tagger``). A PyTorch
+model predicts through ``training.predict.WordPredictor``: the serving runtime's segmentation,
+windows and first-sub-word decision.
+
+Scores are computed over one tag sequence per document, on words as ``serving/text.py`` segments
+them. The default matching is seqeval's (an I- tag after O opens an entity, as conlleval does);
+``--strict`` uses seqeval's strict mode with the IOB2 scheme (only well-formed B-I... runs count).
+
+Label maps (``--label-map``) rename labels on both sides before scoring, to compare with corpora
+annotated in another scheme:
+
+``conll4`` (ANERcorp and other CoNLL-2003-style corpora): PERS -> PER; ORG -> ORG;
+GPE, LOC, FAC -> LOC; NORP, EVENT -> MISC; OCC, DATE -> O (dropped). The gold side may already use
+PER/ORG/LOC/MISC (kept as they are).
+
+Outputs, in ``--output-dir`` (default ``runs/eval/MODEL-DATA``): ``report.txt`` (the printed
+classification report), ``report.json`` (the same numbers: per-label precision/recall/F1/support
+and micro, macro and weighted averages) and ``errors.tsv``: every false-positive (FP) and
+false-negative (FN) entity, with 40 characters of context on each side and the gold and predicted
+labels of what overlaps it (``O`` when nothing does).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+from seqeval.metrics import classification_report, f1_score, precision_score, recall_score
+from seqeval.scheme import IOB2, Entities
+from tqdm.auto import tqdm
+
+from serving.annotation import Document, atomic_write_text, read_documents, validate_file
+from serving.conll import ConllFormatError, conll_sentences_to_document, read_conll
+from serving.schema import ENTITY_LABELS, OUTSIDE
+from serving.spans import Span, SpanAlignmentError, spans_to_tags, tag_ranges
+from serving.text import Token, segment_words
+
+ERROR_CONTEXT_CHARS = 40
+
+LABEL_MAPS: dict[str, dict[str, str | None]] = {
+    "conll4": {
+        "PERS": "PER",
+        "PER": "PER",
+        "ORG": "ORG",
+        "GPE": "LOC",
+        "LOC": "LOC",
+        "FAC": "LOC",
+        "NORP": "MISC",
+        "EVENT": "MISC",
+        "MISC": "MISC",
+        "OCC": None,
+        "DATE": None,
+    },
+}
+
+
+class EvaluationError(ValueError):
+    """Input that cannot be evaluated (unreadable gold data, unmapped labels, misaligned spans)."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Scoring (also used by training and cross-validation)
+
+
+def _seqeval_options(strict: bool) -> dict:
+    if not strict:
+        return {}
+    return {"mode": "strict", "scheme": IOB2}
+
+
+def entity_scores(gold: Sequence[Sequence[str]], predicted: Sequence[Sequence[str]], strict: bool = False) -> dict[str, float]:
+    """Micro-averaged entity precision, recall and F1.
+
+    >>> entity_scores([["B-PERS", "I-PERS", "O", "B-GPE"]], [["B-PERS", "I-PERS", "O", "B-ORG"]])
+    {'precision': 0.5, 'recall': 0.5, 'f1': 0.5}
+    """
+    options = {**_seqeval_options(strict), "zero_division": 0}
+    gold, predicted = [list(s) for s in gold], [list(s) for s in predicted]
+    return {
+        "precision": float(precision_score(gold, predicted, **options)),
+        "recall": float(recall_score(gold, predicted, **options)),
+        "f1": float(f1_score(gold, predicted, **options)),
+    }
+
+
+def entity_report(gold: Sequence[Sequence[str]], predicted: Sequence[Sequence[str]], strict: bool = False) -> dict:
+    """seqeval's classification report as plain JSON-ready numbers: per label and the micro,
+    macro and weighted averages, each with precision, recall, f1-score and support."""
+    report = classification_report([list(s) for s in gold], [list(s) for s in predicted], output_dict=True, zero_division=0, **_seqeval_options(strict))
+    return {
+        label: {key: (int(value) if key == "support" else float(value)) for key, value in scores.items()}
+        for label, scores in report.items()
+    }
+
+
+def report_text(gold: Sequence[Sequence[str]], predicted: Sequence[Sequence[str]], strict: bool = False) -> str:
+    """seqeval's printed classification report."""
+    return classification_report([list(s) for s in gold], [list(s) for s in predicted], digits=4, zero_division=0, **_seqeval_options(strict))
+
+
+def entity_set(tags: Sequence[str], strict: bool = False) -> set[tuple[int, int, str]]:
+    """Entities as ``(first_word, end_word, label)``, decoded the way seqeval scores them.
+
+    >>> sorted(entity_set(["O", "I-PER", "I-PER"]))
+    [(1, 3, 'PER')]
+    >>> entity_set(["O", "I-PER", "I-PER"], strict=True)
+    set()
+    """
+    if not strict:
+        return set(tag_ranges(tags))
+    return {(e.start, e.end, e.tag) for e in Entities([list(tags)], IOB2).entities[0]}
+
+
+# ---------------------------------------------------------------------------------------------
+# Gold data and label maps
+
+
+def gold_tags(document: Document) -> list[str]:
+    """One gold IOB2 tag per word of the document."""
+    return spans_to_tags(document.text, document.spans)
+
+
+def map_tags(tags: Sequence[str], mapping: dict[str, str | None], side: str) -> list[str]:
+    """Rename entity labels; a label mapped to None becomes O. Entity boundaries are kept (two
+    adjacent entities mapped to one label stay two).
+
+    >>> map_tags(["B-GPE", "I-GPE", "B-FAC", "B-OCC", "I-OCC"], LABEL_MAPS["conll4"], "predicted")
+    ['B-LOC', 'I-LOC', 'B-LOC', 'O', 'O']
+    """
+    mapped = [OUTSIDE] * len(tags)
+    for first, end, label in tag_ranges(tags):
+        if label not in mapping:
+            raise EvaluationError(f"{side} label {label!r} has no entry in the label map (known: {', '.join(mapping)})")
+        target = mapping[label]
+        if target is not None:
+            mapped[first : end] = [f"B-{target}"] + [f"I-{target}"] * (end - first - 1)
+    return mapped
+
+
+def load_gold(path: str, data_format: str) -> list[Document]:
+    """Gold documents: a validated annotation JSONL file, or a CoNLL file as one document."""
+    if data_format == "conll":
+        try:
+            sentences = read_conll(path)
+        except (OSError, UnicodeDecodeError, ConllFormatError) as exc:
+            raise EvaluationError(str(exc)) from None
+        if not sentences:
+            raise EvaluationError(f"{path}: no sentences")
+        return [conll_sentences_to_document(sentences, Path(path).stem, path)]
+    problems = validate_file(path)
+    if problems:
+        raise EvaluationError(f"{path}: {len(problems)} problem(s)\n" + "\n".join(str(p) for p in problems))
+    return read_documents(path)
+
+
+# ---------------------------------------------------------------------------------------------
+# Prediction
+
+
+def is_onnx_dir(model_dir: str | Path) -> bool:
+    return (Path(model_dir) / "model.onnx").is_file()
+
+
+def predict_with_onnx(model_dir: str, documents: Sequence[Document], batch_size: int = 8) -> list[list[str]]:
+    """Word tags from the serving runtime: entities from ``serving.Tagger`` turned back into tags."""
+    from serving import Tagger  # onnxruntime: loaded only for ONNX directories
+
+    tagger = Tagger.load(model_dir)
+    predicted = []
+    for start in tqdm(range(0, len(documents), batch_size), desc="tagging (ONNX)", unit="batch", file=sys.stderr):
+        batch = documents[start : start + batch_size]
+        for document, entities in zip(batch, tagger.tag([d.text for d in batch])):
+            spans = [Span(e.start, e.end, e.label, e.text) for e in entities]
+            try:
+                predicted.append(spans_to_tags(document.text, spans))
+            except SpanAlignmentError as exc:
+                raise EvaluationError(f"document {document.id!r}: the ONNX tagger returned an entity off word boundaries: {exc}") from None
+    return predicted
+
+
+def predict_with_pytorch(model_dir: str, documents: Sequence[Document]) -> list[list[str]]:
+    from .predict import load_predictor  # torch: not needed to evaluate an ONNX export
+
+    predictor = load_predictor(model_dir)
+    return [tags for _, tags in predictor.predict([d.text for d in documents], progress=True)]
+
+
+# ---------------------------------------------------------------------------------------------
+# Errors file
+
+
+@dataclass(frozen=True)
+class EntityError:
+    kind: str  # "FP" (predicted, not in gold) or "FN" (in gold, not predicted)
+    document_id: str
+    start: int
+    end: int
+    text: str
+    gold: str
+    predicted: str
+    left: str
+    right: str
+
+
+def _overlapping_labels(first: int, end: int, entities: set[tuple[int, int, str]]) -> str:
+    labels = [label for (f, e, label) in sorted(entities) if f < end and first < e]
+    return "/".join(labels) or OUTSIDE
+
+
+def _one_line(value: str) -> str:
+    return value.replace("\t", " ").replace("\r", " ").replace("\n", "⏎")
+
+
+def entity_errors(document: Document, tokens: Sequence[Token], gold: Sequence[str], predicted: Sequence[str], strict: bool = False) -> list[EntityError]:
+    """Every false-positive and false-negative entity of one document, in text order.
+
+    >>> text = "زار بوتين موسكو"
+    >>> errors = entity_errors(Document("d", text), segment_words(text), ["O", "B-PERS", "B-GPE"], ["O", "B-PERS", "B-ORG"])
+    >>> [(e.kind, e.text, e.gold, e.predicted, e.left) for e in errors]
+    [('FN', 'موسكو', 'GPE', 'ORG', 'زار بوتين '), ('FP', 'موسكو', 'GPE', 'ORG', 'زار بوتين ')]
+    """
+    gold_entities, predicted_entities = entity_set(gold, strict), entity_set(predicted, strict)
+    text = document.text
+    errors = []
+    misses = [("FN", e) for e in gold_entities - predicted_entities] + [("FP", e) for e in predicted_entities - gold_entities]
+    for kind, (first, end, label) in sorted(misses, key=lambda item: (item[1][0], item[1][1], item[0])):
+        start, stop = tokens[first].start, tokens[end - 1].end
+        gold_label = label if kind == "FN" else _overlapping_labels(first, end, gold_entities)
+        predicted_label = label if kind == "FP" else _overlapping_labels(first, end, predicted_entities)
+        errors.append(
+            EntityError(
+                kind,
+                document.id,
+                start,
+                stop,
+                text[start:stop],
+                gold_label,
+                predicted_label,
+                text[max(0, start - ERROR_CONTEXT_CHARS) : start],
+                text[stop : stop + ERROR_CONTEXT_CHARS],
+            )
+        )
+    return errors
+
+
+ERRORS_HEADER = ("kind", "document", "start", "end", "text", "gold", "predicted", "left_context", "right_context")
+
+
+def errors_tsv(errors: Sequence[EntityError]) -> str:
+    """Errors as TSV with a header; tabs and line breaks inside fields become spaces and ⏎."""
+    rows = ["\t".join(ERRORS_HEADER)]
+    for e in errors:
+        fields = (e.kind, e.document_id, str(e.start), str(e.end), e.text, e.gold, e.predicted, e.left, e.right)
+        rows.append("\t".join(_one_line(f) for f in fields))
+    return "\n".join(rows) + "\n"
+
+
+# ---------------------------------------------------------------------------------------------
+# Command line
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m training.evaluate",
+        description="Entity-level precision/recall/F1 (seqeval) of a model on annotated data, with an errors file.",
+    )
+    parser.add_argument("--model", required=True, help="PyTorch model directory, or ONNX directory (with model.onnx)")
+    parser.add_argument("--data", required=True, help="gold data file")
+    parser.add_argument("--format", choices=("jsonl", "conll"), default="jsonl", help="gold data format (default %(default)s)")
+    parser.add_argument("--label-map", choices=sorted(LABEL_MAPS), help="rename labels on both sides before scoring")
+    parser.add_argument("--strict", action="store_true", help="seqeval strict mode, IOB2 scheme")
+    parser.add_argument("--output-dir", help="where report.txt, report.json and errors.tsv go (default runs/eval/MODEL-DATA)")
+    return parser
+
+
+def _default_output_dir(model: str, data: str) -> Path:
+    return Path("runs") / "eval" / f"{Path(model).resolve().name}-{Path(data).stem}"
+
+
+def evaluate(args: argparse.Namespace) -> dict:
+    """Predict, score and write the outputs; returns the report dict."""
+    documents = load_gold(args.data, args.format)
+    onnx = is_onnx_dir(args.model)
+    if not onnx and not (Path(args.model) / "config.json").is_file():
+        raise EvaluationError(f"{args.model} is neither a model directory (config.json) nor an ONNX export (model.onnx)")
+    print(f"evaluating {args.model} ({'ONNX, serving runtime' if onnx else 'PyTorch'}) on {len(documents)} document(s) of {args.data}", file=sys.stderr)
+    predicted = predict_with_onnx(args.model, documents) if onnx else predict_with_pytorch(args.model, documents)
+    gold = [gold_tags(d) for d in documents]
+    if args.label_map:
+        mapping = LABEL_MAPS[args.label_map]
+        gold = [map_tags(tags, mapping, "gold") for tags in gold]
+        predicted = [map_tags(tags, mapping, "predicted") for tags in predicted]
+    else:
+        foreign = sorted({label for tags in gold for _, _, label in tag_ranges(tags)} - set(ENTITY_LABELS))
+        if foreign:
+            print(f"note: gold labels {', '.join(foreign)} are not in the model's schema; for CoNLL-style corpora use --label-map conll4", file=sys.stderr)
+    text = report_text(gold, predicted, args.strict)
+    report = entity_report(gold, predicted, args.strict)
+    errors = [e for d, g, p in zip(documents, gold, predicted) for e in entity_errors(d, segment_words(d.text), g, p, args.strict)]
+    output_dir = Path(args.output_dir) if args.output_dir else _default_output_dir(args.model, args.data)
+    summary = {
+        "model": str(args.model),
+        "runtime": "onnx" if onnx else "pytorch",
+        "data": str(args.data),
+        "format": args.format,
+        "label_map": args.label_map,
+        "mode": "strict IOB2" if args.strict else "default",
+        "documents": len(documents),
+        "false_positives": sum(e.kind == "FP" for e in errors),
+        "false_negatives": sum(e.kind == "FN" for e in errors),
+        "report": report,
+    }
+    atomic_write_text(output_dir / "report.txt", text)
+    atomic_write_text(output_dir / "report.json", json.dumps(summary, ensure_ascii=False, indent=2) + "\n")
+    atomic_write_text(output_dir / "errors.tsv", errors_tsv(errors))
+    print(text)
+    print(f"{summary['false_positives']} false positive(s), {summary['false_negatives']} false negative(s); wrote {output_dir}/report.txt, report.json, errors.tsv", file=sys.stderr)
+    return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        evaluate(args)
+    except EvaluationError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

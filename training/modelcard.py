@@ -1,0 +1,189 @@
+"""The files that document a trained model: model card (README.md), metrics.json, training curve.
+
+Pure renderers over plain dicts, so the card says exactly what metrics.json holds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+from collections import Counter
+from pathlib import Path
+from typing import Iterable, Sequence
+
+from serving.annotation import Document
+from serving.schema import ENTITY_LABELS, LABEL_DESCRIPTIONS
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def git_commit(repo: Path = REPO_ROOT) -> str:
+    """HEAD's commit, suffixed ``+dirty`` when the work tree has changes; ``unknown`` outside git."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, check=True, timeout=10).stdout.strip()
+        status = subprocess.run(["git", "status", "--porcelain"], cwd=repo, capture_output=True, text=True, check=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return head + ("+dirty" if status.strip() else "")
+
+
+def label_counts(documents: Iterable[Document]) -> dict[str, int]:
+    """Entity mentions per label, in schema order, zeros included.
+
+    >>> from serving.spans import Span
+    >>> label_counts([Document("a", "x y", [Span(0, 1, "GPE", "x")])])["GPE"]
+    1
+    """
+    counts = Counter(span.label for document in documents for span in document.spans)
+    return {label: counts.get(label, 0) for label in ENTITY_LABELS}
+
+
+def json_text(data: dict) -> str:
+    return json.dumps(data, ensure_ascii=False, indent=2) + "\n"
+
+
+def _scores_table(report: dict) -> str:
+    """A seqeval report dict (label -> precision/recall/f1-score/support) as a Markdown table."""
+    rows = ["| label | precision | recall | F1 | support |", "|---|---:|---:|---:|---:|"]
+    for label, scores in report.items():
+        if isinstance(scores, dict):
+            rows.append(f"| {label} | {scores['precision']:.3f} | {scores['recall']:.3f} | {scores['f1-score']:.3f} | {scores['support']} |")
+    return "\n".join(rows)
+
+
+def _key_values(items: dict) -> str:
+    return "\n".join(["| setting | value |", "|---|---|"] + [f"| {key} | `{value}` |" for key, value in items.items()])
+
+
+def render_model_card(info: dict) -> str:
+    """The model card for a training run described by ``info`` (the dict written to metrics.json,
+    plus ``label_counts`` and ``hyperparameters``)."""
+    data = info["data"]
+    lines = [
+        "---",
+        "language: ar",
+        "library_name: transformers",
+        "pipeline_tag: token-classification",
+        f"base_model: {info['base_model']}" if not info["from_scratch"] else "base_model: null",
+        "---",
+        "",
+        "# Arabic news named-entity recognition",
+        "",
+        "A `BertForTokenClassification`-style tagger predicting one IOB2 tag per word (as "
+        "`serving/text.py` segments words; the tag sits on the word's first sub-word).",
+        "",
+        "## Base model",
+        "",
+        (
+            "Built from scratch (`training/scratch.py`: random weights, WordPiece vocabulary trained on the training texts), "
+            + ", ".join(f"{key} {value}" for key, value in info["scratch_sizes"].items())
+            + "."
+            if info["from_scratch"]
+            else f"Fine-tuned from `{info['base_model']}`."
+        ),
+        "",
+        "## Training data",
+        "",
+        f"- file: `{data['path']}`",
+        f"- sha256: `{data['sha256']}`",
+        f"- documents: {data['documents']} ({data['training_documents']} for training"
+        + (f", dev: {', '.join(data['dev_ids'])}" if data["dev_ids"] else "")
+        + f"), {data['words']} words, {sum(info['label_counts'].values())} entity mentions",
+        "",
+        "| label | mentions | meaning |",
+        "|---|---:|---|",
+    ]
+    lines += [f"| {label} | {count} | {LABEL_DESCRIPTIONS[label]} |" for label, count in info["label_counts"].items()]
+    lines += ["", "## Hyper-parameters", "", _key_values(info["hyperparameters"]), "", "## Scores", ""]
+    fit = info["training_set"]
+    lines += [
+        f"Entity F1 on its own training documents (a fit check, not an estimate of accuracy on new text): "
+        f"**{fit['f1']:.3f}** (precision {fit['precision']:.3f}, recall {fit['recall']:.3f}).",
+        "",
+    ]
+    if info.get("dev"):
+        lines += [f"Dev documents ({', '.join(data['dev_ids'])}), best epoch {info['dev']['best_epoch']}, seqeval entity scores:", "", _scores_table(info["dev"]["report"]), ""]
+    if info.get("cv"):
+        cv = info["cv"]
+        folds = ", ".join(f"{fold['document_id']}: {fold['f1']:.3f}" for fold in cv["folds"])
+        lines += [
+            f"Leave-one-article-out cross-validation ({len(cv['folds'])} folds; each article tagged by a model "
+            f"trained without it, predictions pooled): entity F1 per fold {folds}; "
+            f"mean ± std **{cv['mean_f1']:.3f} ± {cv['std_f1']:.3f}**; pooled micro F1 **{cv['pooled']['micro avg']['f1-score']:.3f}**.",
+            "",
+            _scores_table(cv["pooled"]),
+            "",
+        ]
+    if not info.get("dev") and not info.get("cv"):
+        lines += ["No held-out score: train with `--dev-ids` or `--cv` to measure one.", ""]
+    lines += [
+        "![training curve](training_curve.png)",
+        "",
+        "## Provenance",
+        "",
+        f"- git commit: `{info['git_commit']}`",
+        f"- date: {info['date']}",
+        f"- command: `{info['command']}`",
+        f"- training time: {info['train_runtime_s']:.0f} s",
+        "",
+        "## Use",
+        "",
+        "```bash",
+        "python -m training.evaluate --model THIS_DIR --data annotations/seeds.jsonl   # seqeval report + errors.tsv",
+        "```",
+        "",
+        "Served through the ONNX runtime after export (`serving.Tagger`), which reads words, windows "
+        f"(max_length {info['hyperparameters']['max_length']}, overlap {info['hyperparameters']['window_overlap']}) and tags as training did.",
+        "",
+        "## Limitations",
+        "",
+        "Trained on a handful of Syrian/Russian/Iranian political news articles; expect lower accuracy "
+        "on other topics, dialects and registers. Labels follow `annotations/GUIDELINES.md`.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def epoch_curves(log_history: Sequence[dict]) -> dict[str, list[tuple[float, float]]]:
+    """(epoch, value) points of the training loss, dev loss and dev F1 from a Trainer's log history.
+
+    >>> epoch_curves([{"epoch": 1.0, "loss": 2.0}, {"epoch": 1.0, "eval_loss": 1.5, "eval_f1": 0.4}])
+    {'train loss': [(1.0, 2.0)], 'dev loss': [(1.0, 1.5)], 'dev F1': [(1.0, 0.4)]}
+    """
+    keys = {"train loss": "loss", "dev loss": "eval_loss", "dev F1": "eval_f1"}
+    return {name: [(entry["epoch"], entry[key]) for entry in log_history if key in entry and "epoch" in entry] for name, key in keys.items()}
+
+
+def write_training_curve(log_history: Sequence[dict], path: str | os.PathLike) -> None:
+    """Plot loss (train, dev) and dev F1 per epoch to a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display on training machines
+    import matplotlib.pyplot as plt
+
+    curves = epoch_curves(log_history)
+    figure, (loss_axis, f1_axis) = plt.subplots(1, 2, figsize=(10, 4))
+    for name in ("train loss", "dev loss"):
+        if curves[name]:
+            loss_axis.plot(*zip(*curves[name]), marker=".", label=name)
+    loss_axis.set(xlabel="epoch", ylabel="loss (log scale)", title="loss", yscale="log")
+    loss_axis.legend()
+    if curves["dev F1"]:
+        f1_axis.plot(*zip(*curves["dev F1"]), marker=".", color="tab:green")
+        f1_axis.set_ylim(0, 1)
+    else:
+        f1_axis.text(0.5, 0.5, "no dev set\n(--dev-ids)", ha="center", va="center", transform=f1_axis.transAxes)
+    f1_axis.set(xlabel="epoch", ylabel="entity F1", title="dev F1")
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
