@@ -189,3 +189,17 @@ def test_cross_validation_on_two_folds(tmp_path):
     assert report["pooled"]["micro avg"]["support"] == sum(fold["support"] for fold in report["folds"])
     assert read_json(output / "metrics.json")["cv"] == report
     assert "Leave-one-article-out cross-validation (2 folds" in (output / "README.md").read_text(encoding="utf-8")
+
+
+def test_same_seed_rebuilds_the_same_model(tmp_path):
+    """Rebuilding (the default model included) with the same seed gives the same vocabulary and
+    weights, hence the same predictions."""
+    from safetensors.torch import load_file
+
+    outputs = [tmp_path / "first", tmp_path / "second"]
+    for output in outputs:
+        assert train.main(["--data", str(SEEDS), "--output", str(output), *TINY, "--epochs", "2", "--seed", "7"]) == 0
+    assert (outputs[0] / "tokenizer.json").read_bytes() == (outputs[1] / "tokenizer.json").read_bytes()
+    first, second = (load_file(output / "model.safetensors") for output in outputs)
+    assert first.keys() == second.keys()
+    assert all(first[name].equal(second[name]) for name in first)

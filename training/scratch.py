@@ -7,10 +7,11 @@ trained on the training texts. It is only ever used when asked for (``--from-scr
 
 from __future__ import annotations
 
+import heapq
 from dataclasses import asdict, dataclass
 from typing import Iterable
 
-from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
 from transformers import BertConfig, BertForTokenClassification, PreTrainedTokenizerFast
 
 from serving.schema import ID_TO_TAG, TAG_TO_ID
@@ -35,21 +36,89 @@ class ScratchSizes:
     max_position_embeddings: int = 512
 
 
+def _merge_symbols(symbols: list[str], pair: tuple[str, str], merged: str) -> list[str]:
+    out, i = [], 0
+    while i < len(symbols):
+        if i + 1 < len(symbols) and (symbols[i], symbols[i + 1]) == pair:
+            out.append(merged)
+            i += 2
+        else:
+            out.append(symbols[i])
+            i += 1
+    return out
+
+
+def learn_wordpiece_vocab(word_counts: dict[str, int], vocab_size: int) -> list[str]:
+    """A WordPiece vocabulary learnt by merging the most frequent adjacent pieces, deterministically.
+
+    The ``tokenizers`` trainer breaks ties between equally frequent pairs in hash order, which
+    changes from one process to the next, so the same data and seed gave different vocabularies
+    (and models). Here ties go to the smallest pair, and the result depends on the data alone.
+
+    >>> learn_wordpiece_vocab({"موسكو": 2, "وموسكو": 1}, vocab_size=12)
+    ['م', 'و', '##س', '##ك', '##م', '##و', '##سك', '##سكو', '##وسكو', 'موسكو', '##موسكو', 'وموسكو']
+    """
+    splits = {word: [word[0]] + [f"##{ch}" for ch in word[1:]] for word in sorted(word_counts)}
+    vocab = sorted({piece for pieces in splits.values() for piece in pieces}, key=lambda p: (p.startswith("##"), p))
+    known = set(vocab)
+    pair_counts: dict[tuple[str, str], int] = {}
+    words_with_pair: dict[tuple[str, str], set[str]] = {}
+    for word, pieces in splits.items():
+        for pair in zip(pieces, pieces[1:]):
+            pair_counts[pair] = pair_counts.get(pair, 0) + word_counts[word]
+            words_with_pair.setdefault(pair, set()).add(word)
+    # A heap of (-count, pair); entries whose count has changed since are skipped when popped.
+    heap = [(-count, pair) for pair, count in pair_counts.items()]
+    heapq.heapify(heap)
+    while len(vocab) < vocab_size and heap:
+        negative_count, best = heapq.heappop(heap)
+        if pair_counts.get(best) != -negative_count:
+            continue
+        merged = best[0] + best[1][2:]
+        changed: set[tuple[str, str]] = set()
+        for word in sorted(words_with_pair.pop(best)):
+            old = splits[word]
+            for pair in zip(old, old[1:]):
+                pair_counts[pair] -= word_counts[word]
+                changed.add(pair)
+            splits[word] = new = _merge_symbols(old, best, merged)
+            for pair in zip(new, new[1:]):
+                pair_counts[pair] = pair_counts.get(pair, 0) + word_counts[word]
+                words_with_pair.setdefault(pair, set()).add(word)
+                changed.add(pair)
+        for pair in changed:
+            if pair_counts[pair] > 0:
+                heapq.heappush(heap, (-pair_counts[pair], pair))
+            else:
+                del pair_counts[pair]
+        pair_counts.pop(best, None)
+        if merged not in known:
+            known.add(merged)
+            vocab.append(merged)
+    return vocab
+
+
 def train_wordpiece(texts: Iterable[str], vocab_size: int) -> PreTrainedTokenizerFast:
-    """Train a BERT-style WordPiece tokenizer on ``texts`` (lower-cased, Arabic marks removed)."""
-    tokenizer = Tokenizer(models.WordPiece(unk_token="[UNK]", max_input_chars_per_word=100))
-    tokenizer.normalizer = normalizers.Sequence(
+    """A BERT-style WordPiece tokenizer (lower-cased, Arabic marks removed) learnt on ``texts``."""
+    normalizer = normalizers.Sequence(
         [
             normalizers.NFKC(),
             normalizers.Replace(Regex(ARABIC_MARKS_PATTERN), ""),
             normalizers.BertNormalizer(clean_text=True, handle_chinese_chars=True, strip_accents=False, lowercase=True),
         ]
     )
-    tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    word_counts: dict[str, int] = {}
+    for text in texts:
+        for word, _ in pre_tokenizer.pre_tokenize_str(normalizer.normalize_str(text)):
+            word_counts[word] = word_counts.get(word, 0) + 1
+    pieces = learn_wordpiece_vocab(word_counts, vocab_size - len(SPECIAL_TOKENS))
+    vocab = {token: i for i, token in enumerate([*SPECIAL_TOKENS, *pieces])}
+    tokenizer = Tokenizer(models.WordPiece(vocab, unk_token="[UNK]", max_input_chars_per_word=100))
+    tokenizer.normalizer = normalizer
+    tokenizer.pre_tokenizer = pre_tokenizer
     tokenizer.decoder = decoders.WordPiece()
-    trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS, min_frequency=1, show_progress=False)
-    tokenizer.train_from_iterator(list(texts), trainer=trainer)
-    cls_id, sep_id = tokenizer.token_to_id("[CLS]"), tokenizer.token_to_id("[SEP]")
+    cls_id, sep_id = vocab["[CLS]"], vocab["[SEP]"]
     tokenizer.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B [SEP]", special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)]
     )
