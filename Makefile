@@ -9,7 +9,13 @@ NER_MODEL_DIR ?= models/default
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 export NER_MODEL_DIR
 
-.PHONY: serve test install-serve install-dev
+.PHONY: serve test install-serve install-dev default-model
+
+# make default-model                 - the shipped from-scratch model: recipe chosen by CV, int8 ONNX in models/default
+# make default-model BASE=ID_OR_DIR  - fine-tune that base model (CAMeLBERT, a local dir...) into models/$(NAME)
+BASE ?=
+NAME ?= $(if $(BASE),$(notdir $(patsubst %/,%,$(BASE))),default)
+DATA ?= annotations/seeds.jsonl
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -38,3 +44,11 @@ serve: install-serve
 
 test: install-dev
 	$(PY) -m pytest
+
+default-model: install-dev
+ifeq ($(BASE),)
+	$(PY) -m training.build_default --data $(DATA) --output models/default --trained-output runs/default-hf
+else
+	$(PY) -m training.train --data $(DATA) --base-model $(BASE) --output runs/$(NAME)-hf --cv --overwrite
+	$(PY) -m training.export --model runs/$(NAME)-hf --output models/$(NAME) --force
+endif

@@ -27,9 +27,11 @@ from .modelcard import json_text, render_model_card
 
 # Sizes that train in minutes on 2 CPU cores and export to a few MB of int8 ONNX.
 CANDIDATES: dict[str, list[str]] = {
+    "h128-l2-e20": ["--hidden-size", "128", "--layers", "2", "--heads", "2", "--intermediate-size", "512", "--epochs", "20", "--learning-rate", "1e-3"],
     "h128-l2-e40": ["--hidden-size", "128", "--layers", "2", "--heads", "2", "--intermediate-size", "512", "--epochs", "40", "--learning-rate", "1e-3"],
-    "h128-l2-e80": ["--hidden-size", "128", "--layers", "2", "--heads", "2", "--intermediate-size", "512", "--epochs", "80", "--learning-rate", "1e-3"],
-    "h256-l4-e40": ["--hidden-size", "256", "--layers", "4", "--heads", "4", "--intermediate-size", "1024", "--epochs", "40", "--learning-rate", "5e-4"],
+    "h256-l2-e20": ["--hidden-size", "256", "--layers", "2", "--heads", "4", "--intermediate-size", "1024", "--epochs", "20", "--learning-rate", "1e-3"],
+    "h256-l4-e30": ["--hidden-size", "256", "--layers", "4", "--heads", "4", "--intermediate-size", "1024", "--epochs", "30", "--learning-rate", "5e-4"],
+    "h384-l4-e30": ["--hidden-size", "384", "--layers", "4", "--heads", "6", "--intermediate-size", "1536", "--epochs", "30", "--learning-rate", "5e-4"],
 }
 
 CARD_PREAMBLE = """\
