@@ -37,8 +37,9 @@ from serving.annotation import read_documents
 from serving.tagger import CONFIG_FILE, MODEL_FILE, TOKENIZER_FILE, Entity, RuntimeConfig, Tagger
 
 from .data import default_overlap, usable_max_length
-from .modelcard import json_text
+from .modelcard import file_sha256, json_text
 from .predict import saved_max_length
+from .train import publish
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SEED_ANNOTATIONS = REPO_ROOT / "annotations" / "seeds.jsonl"
@@ -334,6 +335,8 @@ def render_card(source_card: str | None, report: dict[str, Any]) -> str:
         "| | |",
         "|---|---|",
         f"| graph | `{MODEL_FILE}`, opset {OPSET}, quantisation: {config['quantization']}, {human_size(report['model_bytes'])} |",
+        f"| `{MODEL_FILE}` sha256 | `{report['model_sha256']}` |",
+        f"| output tags, in id order | {', '.join(config['labels'])} |",
         f"| fused operators | {', '.join(f'{name} x{count}' for name, count in report['fusions'].items()) or 'none'} |",
         f"| window | {config['max_length']} sub-words, overlap {config['window_overlap']} |",
         f"| tokenizer normalisation | {config['normalization']} |",
@@ -446,6 +449,7 @@ def export(
             "int8_vs_fp32": agreement,
             "fp32_model_bytes": (fp32_dir / MODEL_FILE).stat().st_size,
             "model_bytes": (final / MODEL_FILE).stat().st_size,
+            "model_sha256": file_sha256(final / MODEL_FILE),
             "versions": software_versions(),
         }
         source_card = (model_dir / CARD_FILE).read_text(encoding="utf-8") if (model_dir / CARD_FILE).is_file() else None
@@ -457,17 +461,6 @@ def export(
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return report
-
-
-def publish(staged: Path, output: Path) -> None:
-    """Move the finished directory into place; an existing one is replaced only once the new one is complete."""
-    if output.exists():
-        retired = output.with_name(f".{output.name}.replaced-{time.time_ns()}")
-        output.rename(retired)
-        staged.rename(output)
-        shutil.rmtree(retired)
-    else:
-        staged.rename(output)
 
 
 def human_size(size: int) -> str:
