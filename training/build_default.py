@@ -36,7 +36,7 @@ CANDIDATES: dict[str, list[str]] = {
 
 CARD_PREAMBLE = """\
 > **What this is.** The model `/tag` serves out of the box: a small BERT trained **from scratch** on the
-> five annotated seed articles (`annotations/seeds.jsonl`, about 3,800 words), with no pre-training,
+> five annotated seed articles (`{data}`, {words:,} words), with no pre-training,
 > because the model hub cannot be reached where it was built. It shows the whole pipeline working and
 > tags the names it has seen reliably; on new text it misses many entities (see the cross-validated
 > scores below, which are the honest estimate). For real use, fine-tune CAMeLBERT on a GPU workstation:
@@ -89,7 +89,8 @@ def annotate_card(model_dir: Path, results: list[dict], winner: dict, command: s
         + search_table(results, winner["name"])
         + "\n"
     )
-    card = card[:title_end] + "\n" + CARD_PREAMBLE + search + card[title_end:]
+    preamble = CARD_PREAMBLE.format(data=info["data"]["path"], words=info["data"]["words"])
+    card = card[:title_end] + "\n" + preamble + search + card[title_end:]
     (model_dir / "README.md").write_text(card, encoding="utf-8")
 
 

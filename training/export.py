@@ -45,6 +45,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 SEED_ANNOTATIONS = REPO_ROOT / "annotations" / "seeds.jsonl"
 SEED_TEXTS_DIR = REPO_ROOT / "seeds"
 
+CURVE_FILE = "training_curve.png"
 CARD_FILE = "README.md"
 REPORT_FILE = "export_report.json"
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
@@ -454,6 +455,8 @@ def export(
         }
         source_card = (model_dir / CARD_FILE).read_text(encoding="utf-8") if (model_dir / CARD_FILE).is_file() else None
         (final / CARD_FILE).write_text(render_card(source_card, report), encoding="utf-8")
+        if (model_dir / CURVE_FILE).is_file():  # the card shows it
+            shutil.copyfile(model_dir / CURVE_FILE, final / CURVE_FILE)
         report["sizes_bytes"] = directory_sizes(final)  # the report itself excluded
         report["export_seconds"] = round(time.perf_counter() - started, 1)
         (final / REPORT_FILE).write_text(json_text(report), encoding="utf-8")
