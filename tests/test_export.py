@@ -15,7 +15,8 @@ from training.export import ExportError, check_trained_dir, labels_in_id_order, 
 
 ROOT = Path(__file__).resolve().parents[1]
 SEED_TEXTS = [path.read_text(encoding="utf-8") for path in sorted((ROOT / "seeds").glob("*.txt"))]
-RUNTIME_FILES = {"model.onnx", "tokenizer.json", "ner_config.json", "README.md", "export_report.json"}
+# training_curve.png comes along because the model card shows it.
+RUNTIME_FILES = {"model.onnx", "tokenizer.json", "ner_config.json", "README.md", "export_report.json", "training_curve.png"}
 
 
 def report_of(model_dir: Path) -> dict:
