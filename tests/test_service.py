@@ -337,9 +337,15 @@ def test_the_bento_installs_exactly_the_serve_extra():
     assert "models/default/*" in bentofile["include"]
 
 
-def test_the_service_module_imports_no_training_stack(tiny_onnx_dir):
-    """The Bento installs no torch or transformers: serving.service must not need them."""
-    code = "import sys, serving.service; print(sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'transformers', 'training'}))"
+def test_the_serving_package_imports_no_training_stack(tiny_onnx_dir):
+    """The Bento installs no torch or transformers: no serving module (the service, the tagger, the
+    tag CLI, the core) may need them, nor anything from training/."""
+    code = (
+        "import importlib, pkgutil, sys, serving\n"
+        "for module in pkgutil.iter_modules(serving.__path__): importlib.import_module(f'serving.{module.name}')\n"
+        "assert 'serving.tag' in sys.modules and 'serving.service' in sys.modules\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'transformers', 'training'}))"
+    )
     env = {**os.environ, "NER_MODEL_DIR": str(tiny_onnx_dir)}
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert (result.returncode, result.stdout.strip()) == (0, "[]"), result.stderr
