@@ -7,9 +7,16 @@ so labels sit on exactly the sub-words the served model reads.
 
 from __future__ import annotations
 
-from typing import Protocol, Sequence
+from typing import NamedTuple, Protocol, Sequence
 
 from .windows import EncodedWindow, central_window_of_words, encode_window, plan_windows
+
+
+class WordSource(NamedTuple):
+    """Where a word's prediction is read: a window, and the word's first sub-word there."""
+
+    window: int
+    position: int  # -1 for a word the tokenizer turns into no sub-words (tagged O)
 
 
 class WordTokenizer(Protocol):
@@ -31,13 +38,22 @@ def subword_ids_per_word(tokenizer: WordTokenizer, words: Sequence[str]) -> list
 
 def encode_segment(
     word_ids: Sequence[Sequence[int]], max_length: int, overlap: int, cls_id: int, sep_id: int
-) -> tuple[list[EncodedWindow], list[int]]:
-    """Windows covering one segment's words, and for each word the window to read it from.
+) -> tuple[list[EncodedWindow], list[WordSource]]:
+    """Windows covering one segment's words, and for each word where it is read from: the window
+    where it sits most centrally, and its first sub-word's position there.
 
     ``max_length`` counts [CLS] and [SEP], like the model's position limit.
+
+    >>> windows, sources = encode_segment([[5, 6], [7], [8], [9, 10]], max_length=5, overlap=1, cls_id=1, sep_id=2)
+    >>> [w.input_ids for w in windows], sources
+    ([[1, 5, 6, 7, 2], [1, 7, 8, 2], [1, 8, 9, 10, 2]], [WordSource(window=0, position=1), WordSource(window=0, position=3), WordSource(window=1, position=2), WordSource(window=2, position=2)])
     """
     max_subwords = max_length - 2
     counts = [max(1, len(ids)) for ids in word_ids]  # an empty word still takes a slot in planning
     windows = plan_windows(counts, max_subwords, min(overlap, max_subwords - 1))
     encoded = [encode_window(word_ids, window, max_subwords, cls_id, sep_id) for window in windows]
-    return encoded, central_window_of_words(counts, windows)
+    sources = [
+        WordSource(w, encoded[w].first_subword_positions[word - encoded[w].window.first])
+        for word, w in enumerate(central_window_of_words(counts, windows))
+    ]
+    return encoded, sources

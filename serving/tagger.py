@@ -27,7 +27,7 @@ import numpy as np
 import onnxruntime as ort
 from tokenizers import Tokenizer
 
-from .encoding import encode_segment, subword_ids_per_word
+from .encoding import WordSource, encode_segment, subword_ids_per_word
 from .schema import OUTSIDE, split_tag
 from .spans import tag_ranges, tags_to_spans
 from .text import Token, segment_words, sentence_ranges
@@ -127,13 +127,6 @@ def _check_labels(labels: list, where: str) -> list[str]:
     if OUTSIDE not in labels:
         raise ModelDirError(f"{where}: field 'labels' has no {OUTSIDE!r} tag")
     return labels
-
-
-class WordSource(NamedTuple):
-    """Where a word's prediction is read: a window of its text, and the word's first sub-word there."""
-
-    window: int
-    position: int  # -1 for a word the tokenizer turns into no sub-words (tagged O)
 
 
 @dataclass(frozen=True)
@@ -347,13 +340,11 @@ class Tagger:
         windows: list[list[int]] = []
         sources: list[WordSource] = []
         for first, end in sentence_ranges(text, tokens):
-            encoded, central = encode_segment(
+            encoded, segment_sources = encode_segment(
                 word_ids[first:end], self.config.max_length, self.config.window_overlap, self.config.cls_id, self.config.sep_id
             )
-            for word, window_index in enumerate(central):
-                window = encoded[window_index]
-                position = window.first_subword_positions[word - window.window.first]
-                sources.append(WordSource(len(windows) + window_index, position))
+            # Window indices count from the text's first window, not the sentence's.
+            sources.extend(WordSource(len(windows) + source.window, source.position) for source in segment_sources)
             windows.extend(window.input_ids for window in encoded)
         return EncodedText(tokens, windows, sources)
 

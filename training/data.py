@@ -130,18 +130,23 @@ def encode_examples(
     examples = []
     for index, segment in enumerate(segments):
         word_ids = subword_ids_per_word(backend, segment.words)
-        windows, central = encode_segment(word_ids, max_length, overlap, cls_id, sep_id)
-        for w, encoded in enumerate(windows):
-            labels = [IGNORED_LABEL] * len(encoded.input_ids)
-            for offset, position in enumerate(encoded.first_subword_positions):
-                word = encoded.window.first + offset
-                if position >= 0 and (label_every_window or central[word] == w):
-                    labels[position] = TAG_TO_ID[segment.tags[word]]
+        windows, sources = encode_segment(word_ids, max_length, overlap, cls_id, sep_id)
+        labels = [[IGNORED_LABEL] * len(encoded.input_ids) for encoded in windows]
+        if label_every_window:
+            for w, encoded in enumerate(windows):
+                for offset, position in enumerate(encoded.first_subword_positions):
+                    if position >= 0:
+                        labels[w][position] = TAG_TO_ID[segment.tags[encoded.window.first + offset]]
+        else:
+            for word, source in enumerate(sources):
+                if source.position >= 0:
+                    labels[source.window][source.position] = TAG_TO_ID[segment.tags[word]]
+        for encoded, window_labels in zip(windows, labels):
             examples.append(
                 {
                     "input_ids": encoded.input_ids,
                     "attention_mask": [1] * len(encoded.input_ids),
-                    "labels": labels,
+                    "labels": window_labels,
                     "segment": index,
                 }
             )

@@ -8,29 +8,17 @@ they report are those of the decision the served model makes.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Iterable, Sequence
 
 import torch
 from tqdm.auto import tqdm
 from transformers import AutoModelForTokenClassification, AutoTokenizer
 
-from serving.encoding import encode_segment, subword_ids_per_word
+from serving.encoding import WordSource, encode_segment, subword_ids_per_word
 from serving.schema import OUTSIDE
 from serving.text import Token, segment_words, sentence_ranges
-from serving.windows import EncodedWindow
 
 from .data import default_overlap, usable_max_length
-
-
-@dataclass(frozen=True)
-class _WindowJob:
-    """One window to run, and which words of which text it decides."""
-
-    text_index: int
-    encoded: EncodedWindow
-    word_offset: int  # index in the text's token list of the window's first word
-    decides: tuple[int, ...]  # offsets within the window of the words read from this window
 
 
 class WordPredictor:
@@ -50,35 +38,33 @@ class WordPredictor:
         self.batch_size = batch_size
         self.id2label = {int(i): label for i, label in model.config.id2label.items()}
 
-    def _jobs(self, texts: Sequence[str]) -> tuple[list[list[Token]], list[_WindowJob]]:
+    def _encode(self, texts: Sequence[str]) -> tuple[list[list[Token]], list[list[int]], list[list[WordSource]]]:
+        """Words of each text, the input ids of all windows, and where each text's words are read
+        (window indices into the flat window list)."""
         backend = self.tokenizer.backend_tokenizer
         cls_id, sep_id = self.tokenizer.cls_token_id, self.tokenizer.sep_token_id
-        all_tokens, jobs = [], []
-        for text_index, text in enumerate(texts):
+        all_tokens, windows, all_sources = [], [], []
+        for text in texts:
             tokens = segment_words(text)
-            all_tokens.append(tokens)
+            sources: list[WordSource] = []
             for first, end in sentence_ranges(text, tokens):
                 word_ids = subword_ids_per_word(backend, [t.text for t in tokens[first:end]])
-                windows, central = encode_segment(word_ids, self.max_length, self.overlap, cls_id, sep_id)
-                for w, encoded in enumerate(windows):
-                    decides = tuple(
-                        offset
-                        for offset in range(encoded.window.end - encoded.window.first)
-                        if central[encoded.window.first + offset] == w and encoded.first_subword_positions[offset] >= 0
-                    )
-                    jobs.append(_WindowJob(text_index, encoded, first + encoded.window.first, decides))
-        return all_tokens, jobs
+                encoded, segment_sources = encode_segment(word_ids, self.max_length, self.overlap, cls_id, sep_id)
+                sources.extend(WordSource(len(windows) + source.window, source.position) for source in segment_sources)
+                windows.extend(window.input_ids for window in encoded)
+            all_tokens.append(tokens)
+            all_sources.append(sources)
+        return all_tokens, windows, all_sources
 
     @torch.inference_mode()
-    def _run(self, batch: Sequence[_WindowJob]) -> list[list[int]]:
+    def _run(self, batch: Sequence[Sequence[int]]) -> list[list[int]]:
         """Arg-max label id at every position of each window of the batch."""
         device = next(self.model.parameters()).device
-        width = max(len(job.encoded.input_ids) for job in batch)
+        width = max(len(ids) for ids in batch)
         pad_id = self.tokenizer.pad_token_id or 0
         input_ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
         attention_mask = torch.zeros((len(batch), width), dtype=torch.long)
-        for row, job in enumerate(batch):
-            ids = job.encoded.input_ids
+        for row, ids in enumerate(batch):
             input_ids[row, : len(ids)] = torch.tensor(ids)
             attention_mask[row, : len(ids)] = 1
         logits = self.model(input_ids=input_ids.to(device), attention_mask=attention_mask.to(device)).logits
@@ -86,22 +72,24 @@ class WordPredictor:
 
     def predict(self, texts: Sequence[str], progress: bool = False) -> list[tuple[list[Token], list[str]]]:
         """For each text, its words and one predicted tag per word (O for a word with no sub-words)."""
-        all_tokens, jobs = self._jobs(texts)
-        tags = [[OUTSIDE] * len(tokens) for tokens in all_tokens]
-        # Similar lengths together waste less padding; the order of jobs does not affect results.
-        ordered = sorted(jobs, key=lambda job: len(job.encoded.input_ids))
+        all_tokens, windows, all_sources = self._encode(texts)
+        # Similar lengths together waste less padding; the order of windows does not affect results.
+        ordered = sorted(range(len(windows)), key=lambda i: len(windows[i]))
         batches = [ordered[i : i + self.batch_size] for i in range(0, len(ordered), self.batch_size)]
+        label_ids: list[list[int]] = [[]] * len(windows)
         was_training = self.model.training
         self.model.eval()
         try:
             for batch in _progress(batches, progress, "predicting"):
-                for job, label_ids in zip(batch, self._run(batch)):
-                    for offset in job.decides:
-                        position = job.encoded.first_subword_positions[offset]
-                        tags[job.text_index][job.word_offset + offset] = self.id2label[label_ids[position]]
+                for index, window_label_ids in zip(batch, self._run([windows[i] for i in batch])):
+                    label_ids[index] = window_label_ids
         finally:
             self.model.train(was_training)
-        return list(zip(all_tokens, tags))
+        results = []
+        for tokens, sources in zip(all_tokens, all_sources):
+            tags = [OUTSIDE if s.position < 0 else self.id2label[label_ids[s.window][s.position]] for s in sources]
+            results.append((tokens, tags))
+        return results
 
 
 def saved_max_length(tokenizer) -> int | None:
