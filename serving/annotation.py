@@ -1,6 +1,15 @@
 """The annotation format (one JSON object per line) and its validator.
 
-    {"id": str, "text": str, "spans": [{"start": int, "end": int, "label": str, "text": str}]}
+    {"id": str, "text": str, "spans": [{"start": int, "end": int, "label": str, "text": str}],
+     "source": str, "annotated": [str, ...]}                              # the last two optional
+
+Coverage, for documents converted from corpora that do not mark all of our labels:
+
+* ``annotated`` lists the labels the document marks exhaustively; a word outside every span may
+  still be an entity of any other label. Absent means all nine (our own annotation).
+* a span label may be a label set, ``"GPE|LOC|FAC"``: the mention is one of those labels (a native
+  tag that merges labels we keep apart). A span of a label outside ``annotated`` is still certain.
+* ``source`` names the corpus (per-source dev scores group by it).
 
 Reading never drops anything silently: a malformed line or field is an error naming the file and
 line. ``validate_documents`` reports every span problem as ``FILE:LINE: span START-END LABEL: reason``.
@@ -16,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from .schema import ENTITY_LABELS
+from .schema import ENTITY_LABELS, known_labels, label_members
 from .spans import Span
 from .text import segment_words
 
@@ -31,23 +40,30 @@ class Document:
     text: str
     spans: list[Span] = field(default_factory=list)
     line: int = 0  # 1-based line in the file it was read from; 0 when built in memory
+    source: str | None = None  # the corpus the document was converted from
+    annotated: tuple[str, ...] = ENTITY_LABELS  # labels marked exhaustively, in schema order
 
     def to_json(self) -> dict:
-        return {
+        record = {
             "id": self.id,
             "text": self.text,
             "spans": [{"start": s.start, "end": s.end, "label": s.label, "text": s.text} for s in sorted(self.spans)],
         }
+        if self.source is not None:
+            record["source"] = self.source
+        if self.annotated != ENTITY_LABELS:
+            record["annotated"] = list(self.annotated)
+        return record
 
 
 @dataclass(frozen=True)
 class Problem:
     path: str
-    line: int
+    line: int  # 0: not about one line (a whole file, or a document converted from another format)
     message: str
 
     def __str__(self) -> str:
-        return f"{self.path}:{self.line}: {self.message}"
+        return f"{self.path}:{self.line}: {self.message}" if self.line else f"{self.path}: {self.message}"
 
 
 def _require(obj: dict, key: str, kind: type, where: str):
@@ -87,7 +103,23 @@ def parse_document(line: str, where: str) -> Document:
         label = _require(raw, "label", str, span_where)
         span_text = _require(raw, "text", str, span_where)
         spans.append(Span(start, end, label, span_text))
-    return Document(doc_id, text, spans)
+    source = obj.get("source")
+    if source is not None and not isinstance(source, str):
+        raise AnnotationFormatError(f"{where}: field 'source' must be str, got {type(source).__name__} {source!r}")
+    return Document(doc_id, text, spans, source=source, annotated=_annotated_labels(obj, where))
+
+
+def _annotated_labels(obj: dict, where: str) -> tuple[str, ...]:
+    """The ``annotated`` field as known labels in schema order (all of them when absent)."""
+    if "annotated" not in obj:
+        return ENTITY_LABELS
+    value = obj["annotated"]
+    if not isinstance(value, list) or not all(isinstance(label, str) for label in value):
+        raise AnnotationFormatError(f"{where}: field 'annotated' must be a list of labels, got {value!r}")
+    try:
+        return known_labels(value)
+    except ValueError as exc:
+        raise AnnotationFormatError(f"{where}: field 'annotated': {exc}") from None
 
 
 def read_documents(path: str | os.PathLike) -> list[Document]:
@@ -129,7 +161,9 @@ def span_problems(document: Document) -> Iterator[str]:
     """Yield "span START-END LABEL: reason" for every problem of one document's spans.
 
     >>> list(span_problems(Document("a", "زار موسكو", [Span(4, 9, "CITY", "موسكو")])))
-    ['span 4-9 CITY: unknown label (known: PERS, NORP, OCC, ORG, GPE, LOC, FAC, EVENT, DATE)']
+    ['span 4-9 CITY: unknown label (known: PERS, NORP, OCC, ORG, GPE, LOC, FAC, EVENT, DATE, or a set of them such as GPE|LOC|FAC)']
+    >>> list(span_problems(Document("a", "زار موسكو", [Span(4, 9, "GPE|LOC", "موسكو")])))
+    []
     """
     text = document.text
     tokens = segment_words(text)
@@ -139,7 +173,10 @@ def span_problems(document: Document) -> Iterator[str]:
     for span in sorted(document.spans):
         name = f"span {span.start}-{span.end} {span.label}"
         if span.label not in ENTITY_LABELS:
-            yield f"{name}: unknown label (known: {', '.join(ENTITY_LABELS)})"
+            try:
+                label_members(span.label)
+            except ValueError:
+                yield f"{name}: unknown label (known: {', '.join(ENTITY_LABELS)}, or a set of them such as GPE|LOC|FAC)"
         if not 0 <= span.start < span.end <= len(text):
             yield f"{name}: out of range (text has {len(text)} characters; need 0 <= start < end <= {len(text)})"
             continue

@@ -6,6 +6,8 @@ model's output index always means the same tag whatever order the data came in.
 
 from __future__ import annotations
 
+from typing import Sequence
+
 # Wojood-compatible entity types; the order fixes the tag ids, so only ever append.
 ENTITY_LABELS: tuple[str, ...] = ("PERS", "NORP", "OCC", "ORG", "GPE", "LOC", "FAC", "EVENT", "DATE")
 
@@ -28,6 +30,58 @@ LABEL_DESCRIPTIONS: dict[str, str] = {
     "EVENT": "named event",
     "DATE": "absolute or relative calendar expression",
 }
+
+
+# A span label may name several of our labels, "GPE|LOC|FAC": the mention is one of them, which one
+# is unknown. Converted corpora use it where a native tag merges labels we keep apart (ANERcorp's LOC).
+LABEL_SET_SEPARATOR = "|"
+
+
+def label_members(label: str) -> tuple[str, ...]:
+    """The labels a span label stands for: itself, or each member of a label set.
+
+    >>> label_members("GPE|LOC|FAC")
+    ('GPE', 'LOC', 'FAC')
+    >>> label_members("PERS")
+    ('PERS',)
+
+    Raises ValueError for an unknown label, an empty member or a repeated one.
+    """
+    members = tuple(label.split(LABEL_SET_SEPARATOR))
+    unknown = [m for m in members if m not in ENTITY_LABELS]
+    if unknown:
+        raise ValueError(f"unknown label {', '.join(repr(m) for m in unknown)} in {label!r} (known: {', '.join(ENTITY_LABELS)})")
+    if len(set(members)) != len(members):
+        raise ValueError(f"label set {label!r} repeats a label")
+    return members
+
+
+def label_set(labels) -> str:
+    """The span label for a set of labels, members in schema order.
+
+    >>> label_set({"FAC", "GPE", "LOC"})
+    'GPE|LOC|FAC'
+    """
+    members = set(labels)
+    unknown = sorted(members - set(ENTITY_LABELS))
+    if unknown or not members:
+        raise ValueError(f"a label set needs known labels, got {sorted(members)}")
+    return LABEL_SET_SEPARATOR.join(label for label in ENTITY_LABELS if label in members)
+
+
+def known_labels(values: Sequence[str]) -> tuple[str, ...]:
+    """A list of our labels (each once) in schema order; raises ValueError naming unknown or
+    repeated ones.
+
+    >>> known_labels(["GPE", "PERS"])
+    ('PERS', 'GPE')
+    """
+    unknown = [value for value in values if value not in ENTITY_LABELS]
+    if unknown:
+        raise ValueError(f"unknown label(s) {', '.join(unknown)} (known: {', '.join(ENTITY_LABELS)})")
+    if len(set(values)) != len(values):
+        raise ValueError(f"repeats a label: {list(values)}")
+    return tuple(label for label in ENTITY_LABELS if label in values)
 
 
 def split_tag(tag: str) -> tuple[str, str | None]:

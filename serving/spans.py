@@ -6,6 +6,7 @@ overlapping spans, never a silent drop.
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -129,3 +130,48 @@ def iob1_to_iob2(tags: Sequence[str]) -> list[str]:
         converted.append(tag if label is None else f"{prefix}-{label}")
         previous_label = label
     return converted
+
+
+def _is_word(token: Token) -> bool:
+    return unicodedata.category(token.text[0])[0] in "LNM"
+
+
+def trim_to_words(start: int, end: int, tokens: Sequence[Token]) -> tuple[int, int] | None:
+    """Shrink ``[start, end)`` to the words lying wholly inside it, dropping punctuation and symbol
+    tokens at either edge (inner punctuation stays); None when no word is left.
+
+    For spans imported from corpora whose tokens carry glued punctuation («بوش.»).
+
+    >>> text = "قال «بوش.» أمس"
+    >>> tokens = segment_words(text)
+    >>> start, end = trim_to_words(4, 10, tokens)
+    >>> text[start:end]
+    'بوش'
+    >>> trim_to_words(4, 5, tokens) is None
+    True
+    """
+    inside = [token for token in tokens if start <= token.start and token.end <= end]
+    words = [i for i, token in enumerate(inside) if _is_word(token)]
+    if not words:
+        return None
+    return inside[words[0]].start, inside[words[-1]].end
+
+
+def expand_to_words(start: int, end: int, tokens: Sequence[Token]) -> tuple[int, int]:
+    """Widen ``[start, end)`` so that both edges fall on word boundaries: an edge inside a word
+    moves out to that word's edge.
+
+    For spans of corpora that split clitics off: once «و» is attached again, the entity
+    «السودان» sits inside the word «والسودان», which our guidelines annotate whole.
+
+    >>> text = "زار والسودان"
+    >>> start, end = expand_to_words(5, 12, segment_words(text))
+    >>> text[start:end]
+    'والسودان'
+    """
+    for token in tokens:
+        if token.start < start < token.end:
+            start = token.start
+        if token.start < end < token.end:
+            end = token.end
+    return start, end

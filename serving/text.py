@@ -30,6 +30,14 @@ _INVISIBLE_RE = re.compile(f"[{INVISIBLE_CHARS}]")
 # Characters that end a sentence when followed by a gap (whitespace) or the end of the text.
 SENTENCE_TERMINATORS = frozenset(".؟?!·;؛۔…")
 
+# Spelling that varies between corpora and writers without changing the word, as regular expressions
+# (the from-scratch tokenizer's normaliser takes them as patterns): diacritics (tashkeel U+064B-U+065F,
+# U+0670) and tatweel (U+0640); the hamza forms of alef (أ إ آ ٱ, which FANE drops and writers mix).
+ARABIC_MARKS_PATTERN = "[\u064b-\u065f\u0670\u0640]"
+ALEF_FORMS_PATTERN = "[\u0622\u0623\u0625\u0671]"
+_ARABIC_MARKS_RE = re.compile(ARABIC_MARKS_PATTERN)
+_ALEF_FORMS_RE = re.compile(ALEF_FORMS_PATTERN)
+
 
 class Token(NamedTuple):
     text: str
@@ -55,6 +63,17 @@ def _letter_script(ch: str) -> str | None:
 
 def _is_invisible(ch: str) -> bool:
     return _INVISIBLE_RE.match(ch) is not None
+
+
+def fold_marks_and_alef(text: str) -> str:
+    """The text without diacritics or tatweel, every alef form written ا: the form in which words
+    are compared across corpora (title lists, shared-text checks, near-duplicate lines). Not for
+    offsets: the length changes.
+
+    >>> fold_marks_and_alef("الأَميــر") == "الامير"
+    True
+    """
+    return _ARABIC_MARKS_RE.sub("", _ALEF_FORMS_RE.sub("\u0627", text))
 
 
 def strip_invisible(value: str) -> str:

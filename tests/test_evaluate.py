@@ -12,7 +12,8 @@ import pytest
 from serving.annotation import Document, read_documents, write_documents
 from serving.spans import Span, tags_to_spans
 from tests.fixtures_training import SEEDS
-from training.evaluate import ERROR_CONTEXT_CHARS, entity_report, entity_scores, main
+from training.evaluate import ERROR_CONTEXT_CHARS, main
+from training.scoring import entity_report, entity_scores
 from training.predict import load_predictor
 
 DATA = Path(__file__).parent / "data"
@@ -104,6 +105,29 @@ def test_cli_on_conll_gold_with_conll4_label_map(tiny_model_dir, tmp_path):
     # These sentences come from the seeds the tiny model was trained on.
     assert report["micro avg"]["f1-score"] >= 0.9
     assert main([*args, "--strict"]) == 0
+
+
+def test_cli_on_conll_gold_in_a_corpus_scheme_with_its_label_map_file(tiny_model_dir, tmp_path):
+    """ANERcorp CoNLL gold through annotations/label_maps/anercorp.toml: its LOC is one class
+    (GPE|LOC|FAC), and labels ANERcorp never marks (OCC, NORP, DATE...) are neither false
+    positives nor false negatives, whatever the model predicts."""
+    out = tmp_path / "eval"
+    label_map = Path(__file__).resolve().parents[1] / "annotations" / "label_maps" / "anercorp.toml"
+    args = ["--model", str(tiny_model_dir), "--data", str(DATA / "corpora" / "anercorp-excerpt.txt"), "--format", "conll", "--label-map", str(label_map), "--output-dir", str(out)]
+    assert main(args) == 0
+    summary = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    assert summary["annotated"] == ["PERS", "ORG", "GPE", "LOC", "FAC"]
+    classes = {label for label in summary["report"] if not label.endswith(" avg")}
+    assert {"PERS", "ORG", "GPE|LOC|FAC"} <= classes <= {"PERS", "ORG", "GPE|LOC|FAC"}
+    assert summary["report"]["micro avg"]["support"] == 8  # the spans the conversion keeps (MISC is read as O)
+    errors = read_errors(out / "errors.tsv")
+    assert {row["gold"] for row in errors if row["kind"] == "FN"} <= {"PERS", "ORG", "GPE|LOC|FAC"}
+    assert {row["predicted"] for row in errors if row["kind"] == "FP"} <= {"PERS", "ORG", "GPE|LOC|FAC"}
+
+
+def test_cli_rejects_a_label_map_that_is_neither_a_file_nor_built_in(tiny_model_dir, tmp_path, capsys):
+    assert main(["--model", str(tiny_model_dir), "--data", str(SEEDS), "--label-map", "conll5", "--output-dir", str(tmp_path / "out")]) == 1
+    assert "--label-map 'conll5' is neither a file nor a built-in map (conll4)" in capsys.readouterr().err
 
 
 def test_cli_rejects_invalid_gold_data(tiny_model_dir, tmp_path, capsys):

@@ -16,9 +16,10 @@ from pathlib import Path
 import pytest
 
 from serving.annotation import read_documents
-from serving.schema import ID_TO_TAG
+from serving.schema import ENTITY_LABELS, ID_TO_TAG
+from serving.text import segment_words
 from tests.fixtures_training import ROOT, SEEDS
-from training import cv, data, evaluate, modelcard, train
+from training import cv, data, evaluate, modelcard, scoring, train
 from training.scratch import ScratchSizes, build_scratch_model
 
 TINY = ["--from-scratch", "--hidden-size", "64", "--layers", "1", "--heads", "2", "--intermediate-size", "128", "--no-progress"]
@@ -39,15 +40,15 @@ def read_json(path: Path) -> dict:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
-@pytest.mark.parametrize("module", [data, cv, evaluate, modelcard, train], ids=lambda m: m.__name__)
+@pytest.mark.parametrize("module", [data, cv, evaluate, modelcard, scoring, train], ids=lambda m: m.__name__)
 def test_docstring_examples(module):
     result = doctest.testmod(module, raise_on_error=False)
     assert result.failed == 0
 
 
 def test_tiny_model_fits_its_training_data(tiny_model_dir):
-    from training.evaluate import entity_scores, gold_tags
     from training.predict import load_predictor
+    from training.scoring import entity_scores, gold_tags
 
     documents = read_documents(SEEDS)
     predictor = load_predictor(str(tiny_model_dir))
@@ -63,7 +64,7 @@ def test_output_is_a_documented_hf_model_dir(tiny_model_dir):
     assert {int(i): tag for i, tag in config["id2label"].items()} == ID_TO_TAG
     metrics = read_json(tiny_model_dir / "metrics.json")
     sha256 = modelcard.file_sha256(SEEDS)
-    assert metrics["data"]["sha256"] == sha256
+    assert [source["sha256"] for source in metrics["data"]["sources"]] == [sha256]
     assert metrics["label_counts"] == modelcard.label_counts(read_documents(SEEDS))
     card = (tiny_model_dir / "README.md").read_text(encoding="utf-8")
     for expected in (sha256, "git commit", "learning_rate", f"{metrics['training_set']['f1']:.3f}", "| GPE |"):
@@ -154,7 +155,7 @@ def test_refuses_to_overwrite_and_rejects_unknown_dev_ids(tmp_path, capsys):
     assert exit_info.value.code == 2 and "--overwrite" in capsys.readouterr().err
     assert (occupied / "keep.txt").exists()
     assert train.main(["--data", str(SEEDS), "--output", str(tmp_path / "m"), "--dev-ids", "nope", *TINY]) == 2
-    assert "unknown document id(s) nope" in capsys.readouterr().err
+    assert "unknown training document id(s) nope" in capsys.readouterr().err
     assert not (tmp_path / "m").exists() and not (tmp_path / ".m.partial").exists()
 
 
@@ -203,3 +204,65 @@ def test_same_seed_rebuilds_the_same_model(tmp_path):
     first, second = (load_file(output / "model.safetensors") for output in outputs)
     assert first.keys() == second.keys()
     assert all(first[name].equal(second[name]) for name in first)
+
+
+@pytest.fixture(scope="module")
+def excerpt_recipe(tmp_path_factory) -> Path:
+    """The real corpus excerpts (tests/data/corpora) converted with their shipped label maps, two
+    sentences a document so that each source has documents to draw a dev set from, and a recipe
+    listing them beside the seeds."""
+    from serving.annotation import write_documents
+    from training.corpus_import import import_conll
+    from training.label_maps import load_label_map, with_reader_overrides
+
+    directory = tmp_path_factory.mktemp("excerpt-corpora")
+    excerpts = ROOT / "tests" / "data" / "corpora"
+    files = {"anercorp": [excerpts / "anercorp-excerpt.txt"], "wojood": [excerpts / "wojood-excerpt.txt"], "aqmar": sorted((excerpts / "aqmar").glob("*.txt"))}
+    entries = [f'[[sources]]\nname = "seeds"\npath = "{SEEDS}"\nweight = 2.0\n']
+    for corpus, paths in files.items():
+        label_map = with_reader_overrides(load_label_map(ROOT / "annotations" / "label_maps" / f"{corpus}.toml"), document_sentences=2)
+        documents, _ = import_conll([str(p) for p in paths], label_map)
+        write_documents(directory / f"{corpus}.jsonl", documents)
+        entries.append(f'[[sources]]\nname = "{corpus}"\npath = "{directory / corpus}.jsonl"\ndev_fraction = 0.4\n')
+    recipe = directory / "recipe.toml"
+    # Split seed 4 puts ANERcorp and AQMAR documents with places into their dev sets.
+    recipe.write_text("seed = 4\n\n" + "\n".join(entries), encoding="utf-8")
+    return recipe
+
+
+def test_multi_corpus_training_from_scratch_reports_per_source_dev_scores(tmp_path, excerpt_recipe):
+    from transformers import AutoTokenizer
+
+    output = tmp_path / "multi"
+    assert train.main(["--recipe", str(excerpt_recipe), "--output", str(output), "--epochs", "2", *TINY]) == 0
+    metrics = read_json(output / "metrics.json")
+    sources = {source["name"]: source for source in metrics["data"]["sources"]}
+    assert list(sources) == ["seeds", "anercorp", "wojood", "aqmar"]
+    assert sources["anercorp"]["annotated"] == ["PERS", "ORG", "GPE", "LOC", "FAC"] and sources["wojood"]["annotated"] == list(ENTITY_LABELS)
+    assert sources["seeds"]["dev_documents"] == 0 and all(sources[name]["dev_documents"] > 0 for name in ("anercorp", "wojood", "aqmar"))
+    # Weight 2: every seed window twice per epoch.
+    seed_windows = len(data.encode_examples([s for d in read_documents(SEEDS) for s in data.document_segments(d)], AutoTokenizer.from_pretrained(output), 512, 127))
+    assert sources["seeds"]["windows_per_epoch"] == 2 * seed_windows
+    assert metrics["training_windows"] == sum(source["windows_per_epoch"] for source in sources.values())
+    per_source = metrics["dev"]["per_source"]
+    assert set(per_source) == {"anercorp", "wojood", "aqmar"}
+    assert metrics["dev"]["f1"] == pytest.approx(sum(r["micro avg"]["f1-score"] for r in per_source.values()) / 3)
+    # Scored on what each source annotates: ANERcorp's places as one class, and no class ANERcorp never marks
+    # (the tiny model predicts OCC, DATE... there too, and they are no false positives).
+    dev_ids = set(metrics["splits"]["sources"]["anercorp"]["dev_ids"])
+    gold_classes = {span.label for d in read_documents(excerpt_recipe.parent / "anercorp.jsonl") if d.id in dev_ids for span in d.spans}
+    anercorp_classes = {label for label in per_source["anercorp"] if not label.endswith(" avg")}
+    assert "GPE|LOC|FAC" in gold_classes and gold_classes <= anercorp_classes <= {"PERS", "ORG", "GPE|LOC|FAC"}
+    card = (output / "README.md").read_text(encoding="utf-8")
+    assert "| wojood | `" in card and "| source | precision | recall | F1 | gold entities | scored as |" in card
+
+
+def test_cross_validation_over_one_source_trains_on_the_others(tmp_path, excerpt_recipe):
+    output = tmp_path / "cv-multi"
+    argv = ["--recipe", str(excerpt_recipe), "--output", str(output), "--cv", "--cv-source", "seeds", "--cv-folds", "1", "--epochs", "1", *TINY]
+    assert train.main(argv) == 0
+    report = read_json(output / "cv.json")
+    assert report["source"] == "seeds" and report["other_sources"] == ["anercorp", "aqmar", "wojood"]
+    assert [fold["document_id"] for fold in report["folds"]] == [read_documents(SEEDS)[0].id]
+    assert len(report["folds"][0]["predicted_tags"]) == len(segment_words(read_documents(SEEDS)[0].text))
+    assert "while training on anercorp, aqmar, wojood too" in (output / "README.md").read_text(encoding="utf-8")

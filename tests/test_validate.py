@@ -64,3 +64,34 @@ def test_clean_file_passes(tmp_path):
 def test_every_problem_is_reported_not_just_the_first(tmp_path):
     code, out, _ = run_validate(tmp_path, {"id": "a", "text": TEXT, "spans": [span(19, 24, "GPE"), span(35, 38, "TIME")]})
     assert code == 1 and len(out.strip().splitlines()) == 2
+
+
+def test_coverage_fields_and_label_sets_are_checked(tmp_path):
+    """Converted corpora: `annotated` names known labels, a label set names known members."""
+    code, out, path = run_validate(
+        tmp_path,
+        {"id": "a", "text": TEXT, "spans": [span(18, 24, "GPE|LOC|FAC")], "source": "anercorp", "annotated": ["PERS", "ORG", "GPE", "LOC", "FAC"]},
+        {"id": "b", "text": TEXT, "spans": [span(18, 24, "GPE|CITY")]},
+        {"id": "c", "text": TEXT, "spans": [], "annotated": ["PERS", "TIME"]},
+        {"id": "d", "text": TEXT, "spans": [], "annotated": "PERS"},
+    )
+    assert code == 1
+    assert f"{path}:1" not in out
+    assert f"{path}:2: span 18-24 GPE|CITY: unknown label" in out
+    assert f"{path}:3: field 'annotated': unknown label(s) TIME" in out
+    assert f"{path}:4: field 'annotated' must be a list of labels" in out
+
+
+def test_coverage_fields_survive_a_round_trip(tmp_path):
+    from serving.annotation import Document, read_documents, write_documents
+
+    record = {"id": "a", "text": TEXT, "spans": [span(18, 24, "GPE|LOC|FAC")], "source": "anercorp", "annotated": ["PERS", "ORG", "GPE", "LOC", "FAC"]}
+    path = tmp_path / "in.jsonl"
+    path.write_text(json.dumps(record, ensure_ascii=False) + "\n", encoding="utf-8")
+    (document,) = read_documents(path)
+    assert document.annotated == ("PERS", "ORG", "GPE", "LOC", "FAC") and document.source == "anercorp"
+    write_documents(tmp_path / "out.jsonl", [document])
+    assert json.loads((tmp_path / "out.jsonl").read_text(encoding="utf-8")) == record
+    # Fully annotated documents keep the short form: no coverage fields.
+    write_documents(tmp_path / "ours.jsonl", [Document("b", TEXT)])
+    assert json.loads((tmp_path / "ours.jsonl").read_text(encoding="utf-8")) == {"id": "b", "text": TEXT, "spans": []}

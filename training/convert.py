@@ -1,5 +1,7 @@
-"""Convert annotations between our JSONL and the tools users annotate with.
+"""Convert annotations between our JSONL, the tools users annotate with, and CoNLL-style corpora.
 
+    python -m training.convert --from conll --label-map annotations/label_maps/anercorp.toml \
+        annotations/corpora/anercorp/ANERCorp_CamelLab_train.txt runs/corpora/anercorp.jsonl
     python -m training.convert --from labelstudio --to jsonl export.json annotations/new.jsonl
     python -m training.convert --from jsonl --to labelstudio annotations/seeds.jsonl tasks.json
     python -m training.convert --from jsonl --to doccano annotations/seeds.jsonl seeds.doccano.jsonl
@@ -8,6 +10,13 @@
 
 Imports are validated like any annotation file (word boundaries, labels, overlaps), and the
 output is written only when the input is clean, so a bad export never half-lands in annotations/.
+
+``--from conll`` reads one or more CoNLL-style files (any token and tag columns, nested levels,
+BOM, CRLF, invisible marks, segment markers) through a label map (``training/label_maps.py``:
+native tags -> our labels, label sets or nothing, plus the corpus's layout and quirks), rebuilds
+each document's text with exact offsets and ends with a summary of what was kept, trimmed and
+dropped, and why (``training/corpus_import.py``). Without ``--label-map`` the tags must already be
+our labels. Command-line layout flags override the map's ``[reader]`` table.
 """
 
 from __future__ import annotations
@@ -20,6 +29,9 @@ from pathlib import Path
 from serving.annotation import AnnotationFormatError, Document, atomic_write_text, read_documents, validate_documents, write_documents
 from serving.conll import write_conll
 from serving.interchange import from_doccano, from_label_studio, to_doccano, to_label_studio
+
+from .corpus_import import ConversionError, import_conll
+from .label_maps import SCHEMES, SEPARATORS, LabelMapError, identity_map, load_label_map, with_reader_overrides
 
 FORMATS = ("jsonl", "labelstudio", "doccano", "conll")
 
@@ -64,28 +76,78 @@ def write_any(path: str, fmt: str, documents: list[Document]) -> None:
         raise ValueError(f"cannot write format {fmt!r}; writable: {', '.join(FORMATS)}")
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m training.convert", description=__doc__.splitlines()[0])
-    parser.add_argument("--from", dest="source_format", choices=FORMATS[:3], required=True)
-    parser.add_argument("--to", dest="target_format", choices=FORMATS, required=True)
+    parser.add_argument("--from", dest="source_format", choices=FORMATS, required=True)
+    parser.add_argument("--to", dest="target_format", choices=FORMATS, default="jsonl", help="(default %(default)s)")
     parser.add_argument("--use-predictions", action="store_true", help="Label Studio: take predictions, not annotations")
-    parser.add_argument("input")
-    parser.add_argument("output")
+    parser.add_argument("paths", nargs="+", metavar="INPUT... OUTPUT", help="input file(s) (several only with --from conll), then the output file")
+    conll = parser.add_argument_group("--from conll (flags override the label map's [reader] table)")
+    conll.add_argument("--label-map", help="TOML label map: native tags -> our labels, coverage, layout (see annotations/label_maps/)")
+    conll.add_argument("--source", help="without --label-map: the corpus name recorded in each document (default: conll)")
+    conll.add_argument("--token-column", type=int, help="0-based column of the token (default 0)")
+    conll.add_argument("--tag-column", type=int, help="0-based column of the tag, -1 for the last (default -1)")
+    conll.add_argument("--level", type=int, help="nested files: which level, 0 = outermost (column tag-column + level)")
+    conll.add_argument("--separator", choices=sorted(SEPARATORS), help="column separator (default whitespace)")
+    conll.add_argument("--scheme", choices=SCHEMES, help="tagging scheme; in iob2, I- tags that open an entity are reported")
+    conll.add_argument("--segment-marker", help="a token that ends a segment, such as Wojood's $#$")
+    conll.add_argument("--document-sentences", type=int, help="consecutive sentences per document (0: one document per file)")
+    return parser
+
+
+def read_conll_corpus(args: argparse.Namespace, inputs: list[str]) -> list[Document]:
+    """Documents of CoNLL input files through the label map, with the summary printed."""
+    label_map = load_label_map(args.label_map) if args.label_map else identity_map(args.source or "conll")
+    label_map = with_reader_overrides(
+        label_map,
+        token_column=args.token_column,
+        tag_column=args.tag_column,
+        level=args.level,
+        separator=args.separator,
+        scheme=args.scheme,
+        segment_marker=args.segment_marker,
+        document_sentences=args.document_sentences,
+    )
+    documents, summary = import_conll(inputs, label_map)
+    print(summary.render(), file=sys.stderr)
+    return documents
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
+    if len(args.paths) < 2:
+        parser.error("give the input file(s), then the output file")
+    *inputs, output = args.paths
+    if len(inputs) > 1 and args.source_format != "conll":
+        parser.error(f"--from {args.source_format} reads one input file, got {len(inputs)}")
+    if args.document_sentences is not None and args.document_sentences < 0:
+        parser.error("--document-sentences must not be negative")
     try:
-        documents = read_any(args.input, args.source_format, args.use_predictions)
-    except (AnnotationFormatError, OSError) as exc:
+        if args.source_format == "conll":
+            documents = read_conll_corpus(args, inputs)
+        else:
+            documents = read_any(inputs[0], args.source_format, args.use_predictions)
+    except (AnnotationFormatError, ConversionError, LabelMapError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        print(f"nothing written to {output}", file=sys.stderr)
+        return 1
+    except OSError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    problems = validate_documents(args.input, documents)
+    if args.source_format == "conll":  # name the converted document: its id says which input file it came from
+        where = inputs[0] if len(inputs) == 1 else "converted input"
+        problems = [problem for d in documents for problem in validate_documents(f"{where}: document {d.id}", [d])]
+    else:
+        problems = validate_documents(inputs[0], documents)
     if problems:
         for problem in problems:
             print(problem, file=sys.stderr)
-        print(f"{len(problems)} problem(s); nothing written to {args.output}", file=sys.stderr)
+        print(f"{len(problems)} problem(s); nothing written to {output}", file=sys.stderr)
         return 1
-    write_any(args.output, args.target_format, documents)
+    write_any(output, args.target_format, documents)
     spans = sum(len(d.spans) for d in documents)
-    print(f"wrote {len(documents)} document(s), {spans} span(s) to {args.output} ({args.target_format})", file=sys.stderr)
+    print(f"wrote {len(documents)} document(s), {spans} span(s) to {output} ({args.target_format})", file=sys.stderr)
     return 0
 
 

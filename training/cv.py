@@ -13,7 +13,7 @@ from typing import Callable, Sequence
 
 from serving.annotation import Document
 
-from .evaluate import entity_report, entity_scores, gold_tags, report_text
+from .scoring import entity_report, entity_scores, gold_tags, report_text
 from .predict import WordPredictor
 
 # Trains on the given documents (fold number given for naming work directories); returns an object
@@ -37,13 +37,14 @@ def summarise(document_ids: Sequence[str], gold: Sequence[Sequence[str]], predic
     """Per-fold F1, their mean ± std, and the pooled report over all held-out articles.
 
     >>> summary = summarise(["a", "b"], [["B-GPE"], ["B-PERS"]], [["B-GPE"], ["O"]])
-    >>> [f["f1"] for f in summary["folds"]], summary["mean_f1"], summary["pooled"]["micro avg"]["f1-score"]
-    ([1.0, 0.0], 0.5, 0.6666666666666666)
+    >>> [f["f1"] for f in summary["folds"]], summary["mean_f1"], summary["pooled"]["micro avg"]["f1-score"], summary["folds"][1]["predicted_tags"]
+    ([1.0, 0.0], 0.5, 0.6666666666666666, ['O'])
     """
     folds = []
     for document_id, gold_sequence, predicted_sequence in zip(document_ids, gold, predicted):
         scores = entity_scores([gold_sequence], [predicted_sequence])
-        folds.append({"document_id": document_id, **scores, "support": sum(t.startswith("B-") for t in gold_sequence)})
+        # The held-out predictions are kept: they are the only honest ones for error analysis.
+        folds.append({"document_id": document_id, **scores, "support": sum(t.startswith("B-") for t in gold_sequence), "predicted_tags": list(predicted_sequence)})
     f1s = [fold["f1"] for fold in folds]
     return {
         "folds": folds,

@@ -8,8 +8,10 @@ on the shared core so training sees words exactly as serving does:
 2. ``document_segments``: shared word segmentation, gold IOB2 tags from the spans, and sentences
    from ``serving.text.sentence_ranges`` given the tags, so no entity is cut in two.
 3. ``encode_examples``: each sentence becomes one or more windows of at most ``max_length``
-   sub-words (``serving.encoding.encode_segment``), nothing truncated; a word's tag id sits on its
-   first sub-word, every other position is ``-100`` (ignored by the loss).
+   sub-words (``serving.encoding.encode_segment``), nothing truncated; a word's label sits on its
+   first sub-word, every other position is ``-100`` (ignored by the loss). The label is the bitmask
+   of the tags the word may have given what its source annotates (``training.loss.allowed_mask``):
+   one bit, its gold tag, for our own fully annotated data.
 """
 
 from __future__ import annotations
@@ -20,11 +22,11 @@ from typing import Sequence
 
 from serving.annotation import Document, Problem, read_documents, validate_file
 from serving.encoding import encode_segment, subword_ids_per_word
-from serving.schema import TAG_TO_ID
+from serving.schema import ENTITY_LABELS
 from serving.spans import spans_to_tags
 from serving.text import Token, segment_words, sentence_ranges
 
-IGNORED_LABEL = -100  # positions the loss and the metrics skip (torch's CrossEntropyLoss default)
+from .loss import IGNORED_LABEL, allowed_mask
 
 # Position-embedding slots that some model families reserve before the first real position:
 # RoBERTa-style models count positions from padding_idx + 1.
@@ -41,11 +43,14 @@ class InvalidDataError(ValueError):
 
 @dataclass(frozen=True)
 class Segment:
-    """One sentence of a document: its words (with offsets into the document text) and gold tags."""
+    """One sentence of a document: its words (with offsets into the document text), gold tags, the
+    labels its document annotates, and the training source it comes from."""
 
     document_id: str
     tokens: tuple[Token, ...]
     tags: tuple[str, ...]
+    annotated: tuple[str, ...] = ENTITY_LABELS
+    source: str | None = None
 
     @property
     def words(self) -> list[str]:
@@ -69,7 +74,7 @@ def document_tags(document: Document) -> tuple[list[Token], list[str]]:
     return tokens, spans_to_tags(document.text, document.spans, tokens)
 
 
-def document_segments(document: Document) -> list[Segment]:
+def document_segments(document: Document, source: str | None = None) -> list[Segment]:
     """Split a document into sentences that never cut a gold entity.
 
     >>> from serving.spans import Span
@@ -79,7 +84,7 @@ def document_segments(document: Document) -> list[Segment]:
     """
     tokens, tags = document_tags(document)
     return [
-        Segment(document.id, tuple(tokens[first:end]), tuple(tags[first:end]))
+        Segment(document.id, tuple(tokens[first:end]), tuple(tags[first:end]), document.annotated, source)
         for first, end in sentence_ranges(document.text, tokens, tags)
     ]
 
@@ -117,9 +122,12 @@ def encode_examples(
     max_length: int,
     overlap: int,
     label_every_window: bool = True,
+    loss: str = "partial",
 ) -> list[dict]:
     """Model inputs for every window of every segment: ``input_ids``, ``attention_mask``, ``labels``
-    and ``segment`` (the index of the segment the window came from).
+    (allowed-tag bitmasks for ``loss``, see ``training.loss``), ``segment`` (the index of the
+    segment the window came from) and ``word_index`` (per position, the segment's word whose label
+    sits there, -1 elsewhere).
 
     ``tokenizer`` is a ``PreTrainedTokenizerFast``. With ``label_every_window`` (training), a word
     shared by two overlapping windows is labelled in both; without it (evaluation), only in the
@@ -131,23 +139,28 @@ def encode_examples(
     for index, segment in enumerate(segments):
         word_ids = subword_ids_per_word(backend, segment.words)
         windows, sources = encode_segment(word_ids, max_length, overlap, cls_id, sep_id)
+        masks = [allowed_mask(tag, segment.annotated, loss) for tag in segment.tags]
         labels = [[IGNORED_LABEL] * len(encoded.input_ids) for encoded in windows]
+        words = [[-1] * len(encoded.input_ids) for encoded in windows]
         if label_every_window:
             for w, encoded in enumerate(windows):
                 for offset, position in enumerate(encoded.first_subword_positions):
                     if position >= 0:
-                        labels[w][position] = TAG_TO_ID[segment.tags[encoded.window.first + offset]]
+                        labels[w][position] = masks[encoded.window.first + offset]
+                        words[w][position] = encoded.window.first + offset
         else:
             for word, source in enumerate(sources):
                 if source.position >= 0:
-                    labels[source.window][source.position] = TAG_TO_ID[segment.tags[word]]
-        for encoded, window_labels in zip(windows, labels):
+                    labels[source.window][source.position] = masks[word]
+                    words[source.window][source.position] = word
+        for encoded, window_labels, window_words in zip(windows, labels, words):
             examples.append(
                 {
                     "input_ids": encoded.input_ids,
                     "attention_mask": [1] * len(encoded.input_ids),
                     "labels": window_labels,
                     "segment": index,
+                    "word_index": window_words,
                 }
             )
     return examples

@@ -2,6 +2,8 @@
 
     python -m training.evaluate --model models/default --data annotations/seeds.jsonl
     python -m training.evaluate --model models/default-onnx --data test.conll --format conll --label-map conll4
+    python -m training.evaluate --model models/default --data ANERCorp_test.txt --format conll \
+        --label-map annotations/label_maps/anercorp.toml
 
 ``--model`` is a PyTorch Hugging Face model directory, or an exported ONNX directory (one holding
 ``model.onnx``), which is then run through the serving runtime (``serving.Tagger``). A PyTorch
@@ -12,10 +14,15 @@ Scores are computed over one tag sequence per document, on words as ``serving/te
 them. The default matching is seqeval's (an I- tag after O opens an entity, as conlleval does);
 ``--strict`` uses seqeval's strict mode with the IOB2 scheme (only well-formed B-I... runs count).
 
-Label maps (``--label-map``) rename labels on both sides before scoring, to compare with corpora
-annotated in another scheme:
+Gold data that does not annotate every label (converted corpora: the ``annotated`` field and label
+sets such as "GPE|LOC|FAC", see ``serving/annotation.py``) is scored on what it annotates
+(``training/scoring.py``): a prediction of a label the source never marks is no false positive,
+and a predicted GPE where the gold says "GPE|LOC|FAC" is right. Documents of several sources are
+scored each on its own coverage; the report pools them and ``report.json`` has one per source.
 
-``conll4`` (ANERcorp and other CoNLL-2003-style corpora): PERS -> PER; ORG -> ORG;
+``--label-map`` is either a label map file (TOML, ``annotations/label_maps/``) for CoNLL gold in
+another scheme, converted as ``training.convert --from conll`` converts it, or the built-in
+``conll4``, which renames labels on both sides before scoring: PERS -> PER; ORG -> ORG;
 GPE, LOC, FAC -> LOC; NORP, EVENT -> MISC; OCC, DATE -> O (dropped). The gold side may already use
 PER/ORG/LOC/MISC (kept as they are).
 
@@ -35,8 +42,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from seqeval.metrics import classification_report, f1_score, precision_score, recall_score
-from seqeval.scheme import IOB2, Entities
 from tqdm.auto import tqdm
 
 from serving.annotation import Document, atomic_write_text, read_documents, validate_file
@@ -44,6 +49,10 @@ from serving.conll import ConllFormatError, conll_sentences_to_document, read_co
 from serving.schema import ENTITY_LABELS, OUTSIDE
 from serving.spans import Span, SpanAlignmentError, spans_to_tags, tag_ranges
 from serving.text import Token, segment_words
+
+from .corpus_import import ConversionError, import_conll
+from .label_maps import LabelMapError, load_label_map
+from .scoring import entity_report, entity_set, gold_tags, per_source_reports, report_text, scored_tags, scorings_by_source
 
 ERROR_CONTEXT_CHARS = 40
 
@@ -69,65 +78,7 @@ class EvaluationError(ValueError):
 
 
 # ---------------------------------------------------------------------------------------------
-# Scoring (also used by training and cross-validation)
-
-
-def _seqeval_options(strict: bool) -> dict:
-    if not strict:
-        return {}
-    return {"mode": "strict", "scheme": IOB2}
-
-
-def entity_scores(gold: Sequence[Sequence[str]], predicted: Sequence[Sequence[str]], strict: bool = False) -> dict[str, float]:
-    """Micro-averaged entity precision, recall and F1.
-
-    >>> entity_scores([["B-PERS", "I-PERS", "O", "B-GPE"]], [["B-PERS", "I-PERS", "O", "B-ORG"]])
-    {'precision': 0.5, 'recall': 0.5, 'f1': 0.5}
-    """
-    options = {**_seqeval_options(strict), "zero_division": 0}
-    gold, predicted = [list(s) for s in gold], [list(s) for s in predicted]
-    return {
-        "precision": float(precision_score(gold, predicted, **options)),
-        "recall": float(recall_score(gold, predicted, **options)),
-        "f1": float(f1_score(gold, predicted, **options)),
-    }
-
-
-def entity_report(gold: Sequence[Sequence[str]], predicted: Sequence[Sequence[str]], strict: bool = False) -> dict:
-    """seqeval's classification report as plain JSON-ready numbers: per label and the micro,
-    macro and weighted averages, each with precision, recall, f1-score and support."""
-    report = classification_report([list(s) for s in gold], [list(s) for s in predicted], output_dict=True, zero_division=0, **_seqeval_options(strict))
-    return {
-        label: {key: (int(value) if key == "support" else float(value)) for key, value in scores.items()}
-        for label, scores in report.items()
-    }
-
-
-def report_text(gold: Sequence[Sequence[str]], predicted: Sequence[Sequence[str]], strict: bool = False) -> str:
-    """seqeval's printed classification report."""
-    return classification_report([list(s) for s in gold], [list(s) for s in predicted], digits=4, zero_division=0, **_seqeval_options(strict))
-
-
-def entity_set(tags: Sequence[str], strict: bool = False) -> set[tuple[int, int, str]]:
-    """Entities as ``(first_word, end_word, label)``, decoded the way seqeval scores them.
-
-    >>> sorted(entity_set(["O", "I-PER", "I-PER"]))
-    [(1, 3, 'PER')]
-    >>> entity_set(["O", "I-PER", "I-PER"], strict=True)
-    set()
-    """
-    if not strict:
-        return set(tag_ranges(tags))
-    return {(e.start, e.end, e.tag) for e in Entities([list(tags)], IOB2).entities[0]}
-
-
-# ---------------------------------------------------------------------------------------------
 # Gold data and label maps
-
-
-def gold_tags(document: Document) -> list[str]:
-    """One gold IOB2 tag per word of the document."""
-    return spans_to_tags(document.text, document.spans)
 
 
 def map_tags(tags: Sequence[str], mapping: dict[str, str | None], side: str) -> list[str]:
@@ -147,8 +98,18 @@ def map_tags(tags: Sequence[str], mapping: dict[str, str | None], side: str) -> 
     return mapped
 
 
-def load_gold(path: str, data_format: str) -> list[Document]:
-    """Gold documents: a validated annotation JSONL file, or a CoNLL file as one document."""
+def load_gold(path: str, data_format: str, label_map_path: str | None = None) -> list[Document]:
+    """Gold documents: a validated annotation JSONL file, or a CoNLL file (converted through a
+    label map file when given, else as one document in the labels it uses)."""
+    if data_format == "conll" and label_map_path:
+        try:
+            documents, summary = import_conll([path], load_label_map(label_map_path))
+        except (LabelMapError, ConversionError) as exc:
+            raise EvaluationError(str(exc)) from None
+        print(summary.render(), file=sys.stderr)
+        if not documents:
+            raise EvaluationError(f"{path}: no sentences")
+        return documents
     if data_format == "conll":
         try:
             sentences = read_conll(path)
@@ -161,6 +122,17 @@ def load_gold(path: str, data_format: str) -> list[Document]:
     if problems:
         raise EvaluationError(f"{path}: {len(problems)} problem(s)\n" + "\n".join(str(p) for p in problems))
     return read_documents(path)
+
+
+def coverage_scored(documents: Sequence[Document], gold: Sequence[Sequence[str]], predicted: Sequence[Sequence[str]]) -> tuple[list[list[str]], list[list[str]]]:
+    """Gold and predicted tags of each document rewritten to score only what its source
+    annotates (``training.scoring.scored_tags``; unchanged for fully annotated documents)."""
+    try:
+        scorings = scorings_by_source(documents, [d.source for d in documents])
+    except ValueError as exc:
+        raise EvaluationError(str(exc)) from None
+    pairs = [scored_tags(g, p, scorings[d.source]) for d, g, p in zip(documents, gold, predicted)]
+    return [g for g, _ in pairs], [p for _, p in pairs]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -277,7 +249,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--model", required=True, help="PyTorch model directory, or ONNX directory (with model.onnx)")
     parser.add_argument("--data", required=True, help="gold data file")
     parser.add_argument("--format", choices=("jsonl", "conll"), default="jsonl", help="gold data format (default %(default)s)")
-    parser.add_argument("--label-map", choices=sorted(LABEL_MAPS), help="rename labels on both sides before scoring")
+    parser.add_argument(
+        "--label-map",
+        metavar="FILE|" + "|".join(sorted(LABEL_MAPS)),
+        help="a label map file (TOML) for CoNLL gold in another scheme, or a built-in renaming of both sides",
+    )
     parser.add_argument("--strict", action="store_true", help="seqeval strict mode, IOB2 scheme")
     parser.add_argument("--output-dir", help="where report.txt, report.json and errors.tsv go (default runs/eval/MODEL-DATA)")
     return parser
@@ -289,21 +265,29 @@ def _default_output_dir(model: str, data: str) -> Path:
 
 def evaluate(args: argparse.Namespace) -> dict:
     """Predict, score and write the outputs; returns the report dict."""
-    documents = load_gold(args.data, args.format)
+    builtin_map = LABEL_MAPS.get(args.label_map) if args.label_map else None
+    if args.label_map and builtin_map is None and not Path(args.label_map).is_file():
+        raise EvaluationError(f"--label-map {args.label_map!r} is neither a file nor a built-in map ({', '.join(LABEL_MAPS)})")
+    if args.label_map and builtin_map is None and args.format != "conll":
+        raise EvaluationError("a label map file converts CoNLL gold data: use it with --format conll")
+    documents = load_gold(args.data, args.format, None if builtin_map else args.label_map)
     onnx = is_onnx_dir(args.model)
     if not onnx and not (Path(args.model) / "config.json").is_file():
         raise EvaluationError(f"{args.model} is neither a model directory (config.json) nor an ONNX export (model.onnx)")
     print(f"evaluating {args.model} ({'ONNX, serving runtime' if onnx else 'PyTorch'}) on {len(documents)} document(s) of {args.data}", file=sys.stderr)
     predicted = predict_with_onnx(args.model, documents) if onnx else predict_with_pytorch(args.model, documents)
     gold = [gold_tags(d) for d in documents]
-    if args.label_map:
-        mapping = LABEL_MAPS[args.label_map]
-        gold = [map_tags(tags, mapping, "gold") for tags in gold]
-        predicted = [map_tags(tags, mapping, "predicted") for tags in predicted]
+    per_source = None
+    if builtin_map:
+        gold = [map_tags(tags, builtin_map, "gold") for tags in gold]
+        predicted = [map_tags(tags, builtin_map, "predicted") for tags in predicted]
     else:
         foreign = sorted({label for tags in gold for _, _, label in tag_ranges(tags)} - set(ENTITY_LABELS))
-        if foreign:
-            print(f"note: gold labels {', '.join(foreign)} are not in the model's schema; for CoNLL-style corpora use --label-map conll4", file=sys.stderr)
+        if foreign and args.format == "conll" and not args.label_map:
+            print(f"note: gold labels {', '.join(foreign)} are not in the model's schema; pass the corpus's label map (--label-map FILE) or --label-map conll4", file=sys.stderr)
+        if len({d.source for d in documents}) > 1:
+            per_source = per_source_reports(documents, predicted, [d.source or "unnamed" for d in documents])
+        gold, predicted = coverage_scored(documents, gold, predicted)
     text = report_text(gold, predicted, args.strict)
     report = entity_report(gold, predicted, args.strict)
     errors = [e for d, g, p in zip(documents, gold, predicted) for e in entity_errors(d, segment_words(d.text), g, p, args.strict)]
@@ -316,14 +300,20 @@ def evaluate(args: argparse.Namespace) -> dict:
         "label_map": args.label_map,
         "mode": "strict IOB2" if args.strict else "default",
         "documents": len(documents),
+        "annotated": sorted({label for d in documents for label in d.annotated}, key=ENTITY_LABELS.index),
         "false_positives": sum(e.kind == "FP" for e in errors),
         "false_negatives": sum(e.kind == "FN" for e in errors),
         "report": report,
     }
+    if per_source:
+        summary["per_source"] = {source: r for source, r in per_source.items() if source != "all"}
     atomic_write_text(output_dir / "report.txt", text)
     atomic_write_text(output_dir / "report.json", json.dumps(summary, ensure_ascii=False, indent=2) + "\n")
     atomic_write_text(output_dir / "errors.tsv", errors_tsv(errors))
     print(text)
+    if per_source:
+        for source, source_report in summary["per_source"].items():
+            print(f"{source}: entity F1 {source_report['micro avg']['f1-score']:.4f} over {source_report['micro avg']['support']} gold entities")
     print(f"{summary['false_positives']} false positive(s), {summary['false_negatives']} false negative(s); wrote {output_dir}/report.txt, report.json, errors.tsv", file=sys.stderr)
     return summary
 

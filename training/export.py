@@ -39,7 +39,7 @@ from serving.tagger import CONFIG_FILE, MODEL_FILE, TOKENIZER_FILE, Entity, Runt
 from .data import default_overlap, usable_max_length
 from .modelcard import file_sha256, json_text
 from .predict import saved_max_length
-from .train import publish
+from .model_dir import publish
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SEED_ANNOTATIONS = REPO_ROOT / "annotations" / "seeds.jsonl"

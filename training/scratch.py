@@ -12,16 +12,17 @@ from dataclasses import asdict, dataclass
 from typing import Iterable
 
 from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
-from transformers import BertConfig, BertForTokenClassification, PreTrainedTokenizerFast
 
 from serving.schema import ID_TO_TAG, TAG_TO_ID
+from serving.text import ALEF_FORMS_PATTERN, ARABIC_MARKS_PATTERN
 
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 
-# Arabic diacritics (tashkeel, U+064B-U+065F, U+0670) and tatweel (U+0640) carry no identity for a
-# news NER vocabulary trained on a few thousand words; removing them inside the tokenizer keeps
-# «لقاءٍ» and «لقاء» one sub-word. Offsets are unaffected: they come from the shared segmentation.
-ARABIC_MARKS_PATTERN = "[\u064b-\u065f\u0670\u0640]"
+# Diacritics and tatweel carry no identity for a news NER vocabulary: removing them inside the
+# tokenizer keeps «لقاءٍ» and «لقاء» one sub-word. Spelling variants are unified the same way: hamza
+# forms of alef, final ى as ي (common in Egyptian news), and the Persian kaf and ya that keyboards
+# substitute. Offsets are unaffected: they come from the shared segmentation, not from the tokenizer.
+SPELLING_VARIANTS = ((ALEF_FORMS_PATTERN, "\u0627"), ("[\u0649\u06cc]", "\u064a"), ("\u06a9", "\u0643"))
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,24 @@ class ScratchSizes:
     num_attention_heads: int = 2
     intermediate_size: int = 512
     max_position_embeddings: int = 512
+
+
+def add_size_arguments(group, defaults: ScratchSizes, note: str = "") -> None:
+    """The ``--vocab-size --hidden-size --layers --heads --intermediate-size`` options of a
+    from-scratch BERT (training.train and training.pretrain), ``note`` prefixed to each help."""
+    group.add_argument("--vocab-size", type=int, default=defaults.vocab_size, help=f"{note}WordPiece vocabulary size, at most (default %(default)s)")
+    group.add_argument("--hidden-size", type=int, default=defaults.hidden_size, help=f"{note}hidden size (default %(default)s)")
+    group.add_argument("--layers", type=int, default=defaults.num_hidden_layers, help=f"{note}transformer layers (default %(default)s)")
+    group.add_argument("--heads", type=int, default=defaults.num_attention_heads, help=f"{note}attention heads (default %(default)s)")
+    group.add_argument("--intermediate-size", type=int, default=defaults.intermediate_size, help=f"{note}feed-forward size (default %(default)s)")
+
+
+def check_size_arguments(parser, args) -> None:
+    """Exit through ``parser.error`` on sizes BERT cannot have."""
+    if min(args.vocab_size, args.hidden_size, args.layers, args.heads, args.intermediate_size) < 1:
+        parser.error("--vocab-size, --hidden-size, --layers, --heads and --intermediate-size must be positive")
+    if args.hidden_size % args.heads:
+        parser.error(f"--hidden-size {args.hidden_size} must be a multiple of --heads {args.heads}")
 
 
 def _merge_symbols(symbols: list[str], pair: tuple[str, str], merged: str) -> list[str]:
@@ -98,12 +117,16 @@ def learn_wordpiece_vocab(word_counts: dict[str, int], vocab_size: int) -> list[
     return vocab
 
 
-def train_wordpiece(texts: Iterable[str], vocab_size: int) -> PreTrainedTokenizerFast:
-    """A BERT-style WordPiece tokenizer (lower-cased, Arabic marks removed) learnt on ``texts``."""
+def train_wordpiece(texts: Iterable[str], vocab_size: int):
+    """A BERT-style WordPiece tokenizer (lower-cased, Arabic marks removed, spelling variants
+    unified) learnt on ``texts``: a ``PreTrainedTokenizerFast``."""
+    from transformers import PreTrainedTokenizerFast  # heavy: this module's sizes and options are read without it
+
     normalizer = normalizers.Sequence(
         [
             normalizers.NFKC(),
             normalizers.Replace(Regex(ARABIC_MARKS_PATTERN), ""),
+            *(normalizers.Replace(Regex(pattern), replacement) for pattern, replacement in SPELLING_VARIANTS),
             normalizers.BertNormalizer(clean_text=True, handle_chinese_chars=True, strip_accents=False, lowercase=True),
         ]
     )
@@ -139,6 +162,7 @@ def build_scratch_model(texts: Iterable[str], sizes: ScratchSizes = ScratchSizes
     on little text; the model's embedding matrix matches the tokenizer's real size.
     """
     import torch
+    from transformers import BertConfig, BertForTokenClassification
 
     tokenizer = train_wordpiece(texts, sizes.vocab_size)
     config = BertConfig(

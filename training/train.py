@@ -1,13 +1,24 @@
-"""Fine-tune a BERT-family encoder for Arabic NER: ``python -m training.train --data FILE --output DIR``.
+"""Fine-tune a BERT-family encoder for Arabic NER: ``python -m training.train --data FILE... --output DIR``.
 
     python -m training.train --data annotations/seeds.jsonl --output models/camelbert-ner
     python -m training.train --data annotations/seeds.jsonl --output models/default --from-scratch
     python -m training.train --data annotations/seeds.jsonl --output models/cv --from-scratch --cv
+    python -m training.train --recipe training/recipes/default-stage1.toml --base-model models/arabic-bert-small --output runs/ner
+    python -m training.train --data ours.jsonl runs/corpora/anercorp.jsonl --dev-fraction 0.1 --output runs/ner
     torchrun --nproc_per_node 2 -m training.train --data annotations/seeds.jsonl --output models/ddp
 
-The data is validated before anything else; each document is split into sentences that never cut
-an entity, and sentences longer than the model's position limit are windowed with overlap, so no
-word is truncated away. Labels come from ``serving.schema``, never from the data.
+Data comes as one or more annotation files (``--data``), or as a recipe listing sources with a
+sampling weight and a dev fraction each (``--recipe``, see ``training/sources.py``). Everything is
+validated before any model is loaded; dev sets are carved per source, by document, from a seed
+(``training/splits.py``). Each document is split into sentences that never cut an entity, and
+sentences longer than the model's position limit are windowed with overlap, so no word is
+truncated away. Labels come from ``serving.schema``, never from the data.
+
+Sources that do not mark all our labels (converted corpora) train with the coverage-aware loss
+(``training/loss.py``): a word outside every span may still be an entity of a label its source does
+not annotate, and a label-set span may be any of its members. With ``--loss cross-entropy`` every
+O is read as O instead. Dev sets are scored per source on what each source annotates
+(``training/scoring.py``); model selection uses the mean of the sources' entity F1.
 
 The output directory is a normal Hugging Face model directory (config.json with id2label,
 model.safetensors, tokenizer.json) plus metrics.json, a model card (README.md) and
@@ -21,48 +32,36 @@ from __future__ import annotations
 
 import argparse
 import os
+import random
 import shlex
 import shutil
-import socket
 import sys
-import threading
+from collections import Counter
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Sequence
-from urllib.parse import urlparse
 
-import torch
 from datasets import Dataset
-from huggingface_hub import constants as hub_constants
-from transformers import (
-    AutoModelForTokenClassification,
-    AutoTokenizer,
-    DataCollatorForTokenClassification,
-    EarlyStoppingCallback,
-    Trainer,
-    TrainingArguments,
-)
+from transformers import DataCollatorForTokenClassification, EarlyStoppingCallback, TrainingArguments
 from transformers.training_args import ParallelMode
 
 from serving.annotation import Document, atomic_write_text
-from serving.schema import BIO_TAGS, ID_TO_TAG, TAG_TO_ID
+from serving.schema import ENTITY_LABELS, ID_TO_TAG
 from serving.text import segment_words
 
+from .base_model import DEFAULT_BASE_MODEL, BaseModelError, load_pretrained, randomly_initialised
 from .cv import cross_validate
-from .data import IGNORED_LABEL, InvalidDataError, default_overlap, document_segments, encode_examples, load_training_documents, usable_max_length
-from .evaluate import entity_report, entity_scores, gold_tags
+from .data import InvalidDataError, Segment, default_overlap, document_segments, encode_examples, usable_max_length
+from .hardware import PRECISIONS, trainer_device_arguments
+from .loss import LOSSES, PartialLabelTrainer
+from .model_dir import publish, staging_dir_for
 from .modelcard import file_sha256, git_commit, json_text, label_counts, render_model_card, write_training_curve
 from .predict import WordPredictor
-from .scratch import ScratchSizes, build_scratch_model
-
-DEFAULT_BASE_MODEL = "CAMeL-Lab/bert-base-arabic-camelbert-msa"
-HUB_PROBE_TIMEOUT_S = 5.0
-
-
-class BaseModelError(RuntimeError):
-    """The base model cannot be loaded; the message says what to do instead."""
-
+from .scoring import entity_scores, mean_source_f1, per_source_reports, scored_by_source, scorings_by_source
+from .scratch import ScratchSizes, add_size_arguments, build_scratch_model, check_size_arguments
+from .sources import Recipe, RecipeError, load_recipe, recipe_from_files, weighted_copies
+from .splits import SourceSplit, move_to_dev, split_record
 
 class ArgumentError(ValueError):
     """Command-line values that contradict the data (unknown dev ids, say)."""
@@ -75,6 +74,7 @@ class ModelSource:
     base_model: str = DEFAULT_BASE_MODEL
     from_scratch: bool = False
     scratch_sizes: ScratchSizes = field(default_factory=ScratchSizes)
+    random_init: bool = False  # the base model's tokenizer and architecture, fresh weights
 
 
 @dataclass(frozen=True)
@@ -91,11 +91,30 @@ class TrainSettings:
     gradient_accumulation_steps: int = 1
     max_length: int | None = None  # lowers the model's own limit (position embeddings)
     early_stopping_patience: int = 3
+    loss: str = "partial"
+    precision: str = "auto"
 
 
 # A small random-weight model needs many more passes, and a larger step, to learn from a few articles;
 # its dev F1 stays at 0 for the first epochs, so early stopping must wait longer.
 SCRATCH_DEFAULTS = {"epochs": 20.0, "learning_rate": 1e-3, "batch_size": 8, "early_stopping_patience": 10}
+
+
+@dataclass
+class TrainingData:
+    """Documents to train on and to evaluate on, each with the name of its source."""
+
+    train: list[tuple[str, Document]]
+    dev: list[tuple[str, Document]] = field(default_factory=list)
+    weights: dict[str, float] = field(default_factory=dict)  # passes per epoch; 1 when absent
+
+    def documents(self, part: str) -> list[Document]:
+        return [document for _, document in getattr(self, part)]
+
+    def trained_on(self) -> list[tuple[str, Document]]:
+        """The training documents of the sources with a weight above 0 (weight 0 keeps a
+        source for its dev set, or for cross-validation, without training on it)."""
+        return [(name, document) for name, document in self.train if self.weights.get(name, 1.0) > 0]
 
 
 @dataclass
@@ -113,88 +132,11 @@ class TrainedModel:
     processes: int
     optimizer_steps: int
     training_windows: int
+    windows_per_source: dict[str, int]  # windows trained on per epoch (weights applied)
 
 
 # ---------------------------------------------------------------------------------------------
 # Base model
-
-
-def hub_reachable(endpoint: str, timeout_s: float = HUB_PROBE_TIMEOUT_S) -> bool:
-    """Whether a TCP connection to the hub opens within ``timeout_s`` (name lookup included, which
-    ``socket`` timeouts do not bound, hence the thread)."""
-    url = urlparse(endpoint)
-    host, port = url.hostname or "", url.port or (443 if url.scheme == "https" else 80)
-    result: list[bool] = []
-
-    def probe() -> None:
-        try:
-            socket.create_connection((host, port), timeout=timeout_s).close()
-            result.append(True)
-        except OSError:
-            result.append(False)
-
-    thread = threading.Thread(target=probe, daemon=True)
-    thread.start()
-    thread.join(timeout_s)
-    return bool(result and result[0])
-
-
-def _unreachable_message(name: str, reason: str) -> str:
-    return (
-        f"cannot load base model {name!r}: {reason}, and it is not in the local Hugging Face cache.\n"
-        f"Pass a local directory instead: on a connected machine run\n"
-        f"    hf download {name} --local-dir DIR\n"
-        f"copy DIR here and train with --base-model DIR (or use --from-scratch)."
-    )
-
-
-def _load_tokenizer_and_model(name: str, local_files_only: bool):
-    tokenizer = AutoTokenizer.from_pretrained(name, local_files_only=local_files_only, trust_remote_code=False)
-    model = AutoModelForTokenClassification.from_pretrained(
-        name,
-        local_files_only=local_files_only,
-        use_safetensors=True,
-        trust_remote_code=False,
-        num_labels=len(BIO_TAGS),
-        id2label=dict(ID_TO_TAG),
-        label2id=dict(TAG_TO_ID),
-        # A base model that already has a classification head of another size gets a fresh one.
-        ignore_mismatched_sizes=True,
-    )
-    return tokenizer, model
-
-
-def load_pretrained(name: str):
-    """Tokenizer and token-classification model from a local directory or a hub id.
-
-    A hub id is looked up in the local cache first; the hub is only contacted when it is reachable
-    (a quick probe), so an offline machine fails in seconds with one message, never a deep
-    traceback or a silent fallback. Raises BaseModelError.
-    """
-    is_local = Path(name).is_dir()
-    if not is_local and Path(name).exists():
-        raise BaseModelError(f"--base-model {name!r} is a file; pass a model directory or a hub id")
-    try:
-        if is_local:
-            tokenizer, model = _load_tokenizer_and_model(name, local_files_only=True)
-        else:
-            try:
-                tokenizer, model = _load_tokenizer_and_model(name, local_files_only=True)
-            except OSError:
-                if hub_constants.HF_HUB_OFFLINE:
-                    raise BaseModelError(_unreachable_message(name, "the Hugging Face Hub is disabled (HF_HUB_OFFLINE is set)")) from None
-                if not hub_reachable(hub_constants.ENDPOINT):
-                    raise BaseModelError(_unreachable_message(name, f"the Hugging Face Hub ({hub_constants.ENDPOINT}) is unreachable")) from None
-                tokenizer, model = _load_tokenizer_and_model(name, local_files_only=False)
-    except BaseModelError:
-        raise
-    except (OSError, ValueError) as exc:
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        where = "local directory" if is_local else "hub id"
-        raise BaseModelError(f"cannot load base model {name!r} ({where}): {first_line}") from None
-    if not tokenizer.is_fast:
-        raise BaseModelError(f"base model {name!r} has no fast tokenizer (tokenizer.json); serving needs one")
-    return tokenizer, model
 
 
 def _build_scratch(source: ModelSource, texts: Sequence[str], seed: int):
@@ -210,6 +152,8 @@ def prepare_base(source: ModelSource, texts: Sequence[str], args, shared_dir: Pa
     differently from one process to another, so only one vocabulary may exist).
     """
     with args.main_process_first(local=False, desc="base model"):
+        if source.random_init:
+            return randomly_initialised(source.base_model, args.seed)
         if not source.from_scratch:
             return load_pretrained(source.base_model)
         if args.process_index == 0:
@@ -227,8 +171,6 @@ def prepare_base(source: ModelSource, texts: Sequence[str], args, shared_dir: Pa
 
 def training_arguments(settings: TrainSettings, work_dir: Path, with_dev: bool, progress: bool):
     """Hugging Face TrainingArguments for one run (DDP, mixed precision picked from the hardware)."""
-    cuda = torch.cuda.is_available()
-    bf16 = cuda and torch.cuda.is_bf16_supported()
     per_epoch = "epoch" if with_dev else "no"
     return TrainingArguments(
         output_dir=str(work_dir / "checkpoints"),
@@ -240,8 +182,6 @@ def training_arguments(settings: TrainSettings, work_dir: Path, with_dev: bool, 
         warmup_steps=float(settings.warmup_ratio),  # a float in [0, 1) is a ratio of all steps
         weight_decay=settings.weight_decay,
         seed=settings.seed,
-        bf16=bf16,
-        fp16=cuda and not bf16,
         logging_strategy="epoch",
         eval_strategy=per_epoch,
         save_strategy=per_epoch,
@@ -253,79 +193,92 @@ def training_arguments(settings: TrainSettings, work_dir: Path, with_dev: bool, 
         train_sampling_strategy="group_by_length",  # sentences vary a lot in length; less padding
         report_to="none",
         disable_tqdm=not progress,
-        # torchrun on CPU: gloo (the default, nccl, needs GPUs); naming a backend outside torchrun fails.
-        ddp_backend="gloo" if not cuda and int(os.environ.get("WORLD_SIZE", "1")) > 1 else None,
-        # Without it, accelerate leaves a CPU torchrun process undistributed: each rank would train alone.
-        use_cpu=not cuda,
-        dataloader_num_workers=0,
-        dataloader_pin_memory=cuda,
+        **trainer_device_arguments(settings.precision),
     )
 
 
-def sequences_by_segment(label_ids, predicted_ids, segment_of_example: Sequence[int]) -> tuple[list[list[str]], list[list[str]]]:
-    """Regroup windowed eval outputs into one gold and one predicted tag sequence per segment.
+def predicted_by_segment(predicted_ids, examples: Sequence[dict], segments: Sequence[Segment]) -> list[list[str]]:
+    """Regroup windowed eval outputs into one predicted tag per word of each segment.
 
-    Windows of a segment are consecutive and each word is labelled in one window only, so
-    concatenating the labelled positions restores the segment's words in order.
+    Each word is labelled in one window only (``encode_examples(label_every_window=False)``), at
+    the position ``word_index`` records; a word without a position (its sub-words normalised away,
+    or clipped from an overlong window) is O, as the serving runtime reads it.
 
-    >>> sequences_by_segment([[-100, 1, -100], [-100, 0, -100]], [[0, 1, 2], [0, 1, 2]], [0, 0])
-    ([['B-PERS', 'O']], [['B-PERS', 'B-PERS']])
+    >>> segment = Segment("d", (), ("O", "B-PERS", "O"))
+    >>> examples = [{"word_index": [-1, 0, 1, -1], "segment": 0}]
+    >>> predicted_by_segment([[0, 0, 1, 0]], examples, [segment])
+    [['O', 'B-PERS', 'O']]
     """
-    gold: dict[int, list[str]] = {}
-    predicted: dict[int, list[str]] = {}
-    for labels, predictions, segment in zip(label_ids, predicted_ids, segment_of_example):
-        for label, prediction in zip(labels, predictions):
-            if label != IGNORED_LABEL:
-                gold.setdefault(segment, []).append(ID_TO_TAG[int(label)])
-                predicted.setdefault(segment, []).append(ID_TO_TAG[int(prediction)])
-    order = sorted(gold)
-    return [gold[s] for s in order], [predicted[s] for s in order]
+    predicted = [["O"] * len(segment.tags) for segment in segments]
+    for example, predictions in zip(examples, predicted_ids):
+        for word, prediction in zip(example["word_index"], predictions):
+            if word >= 0:
+                predicted[example["segment"]][word] = ID_TO_TAG[int(prediction)]
+    return predicted
 
 
-def _dataset(examples: list[dict]):
-    return Dataset.from_list(examples)
+def dev_scorer(dev_segments: Sequence[Segment], dev: Sequence[tuple[str, Document]], dev_examples: Sequence[dict]):
+    """``compute_metrics`` for the Trainer: each source's entity F1 on its coverage, and their mean
+    as ``f1`` (the model-selection metric)."""
+    scorings = scorings_by_source([document for _, document in dev], [name for name, _ in dev])
+    sources = [segment.source for segment in dev_segments]
+    gold = [segment.tags for segment in dev_segments]
+
+    def compute_metrics(prediction) -> dict:
+        predicted = predicted_by_segment(prediction.predictions, dev_examples, dev_segments)
+        grouped = scored_by_source(sources, gold, predicted, scorings)
+        metrics = {f"f1_{name}": entity_scores(gold_tags_, guess)["f1"] for name, (gold_tags_, guess) in grouped.items()}
+        metrics["f1"] = sum(metrics.values()) / len(metrics)
+        return metrics
+
+    return compute_metrics
 
 
-def train_model(
-    train_documents: Sequence[Document],
-    dev_documents: Sequence[Document],
-    source: ModelSource,
-    settings: TrainSettings,
-    work_dir: Path,
-    progress: bool = True,
-) -> TrainedModel:
-    """Fine-tune on ``train_documents``; with ``dev_documents``, evaluate entity F1 every epoch,
-    stop early when it stalls and end with the best epoch's weights. Checkpoints go under
-    ``work_dir``."""
-    with_dev = bool(dev_documents)
+def weighted_documents(train: Sequence[tuple[str, Document]], weights: dict[str, float], seed: int) -> dict[str, list[Document]]:
+    """Each source's training documents for every epoch: whole passes repeat them, a fractional
+    weight draws that share once per run (seeded; the same documents each epoch), so a replayed
+    corpus costs only the share it is given."""
+    rng = random.Random(seed)
+    by_source: dict[str, list[Document]] = {}
+    for name, document in train:
+        by_source.setdefault(name, []).append(document)
+    return {name: weighted_copies(documents, weights.get(name, 1.0), rng) for name, documents in by_source.items()}
+
+
+def train_model(data: TrainingData, source: ModelSource, settings: TrainSettings, work_dir: Path, progress: bool = True) -> TrainedModel:
+    """Fine-tune on ``data.train`` (sources weighted by ``data.weights``); with ``data.dev``,
+    evaluate every epoch, stop early when the mean per-source F1 stalls and end with the best
+    epoch's weights. Checkpoints go under ``work_dir``."""
+    with_dev = bool(data.dev)
     args = training_arguments(settings, work_dir, with_dev, progress)
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         if args.parallel_mode != ParallelMode.DISTRIBUTED:
             raise RuntimeError(f"launched as {os.environ['WORLD_SIZE']} processes, but the Trainer is not in distributed mode ({args.parallel_mode})")
         _log(f"distributed data parallel over {args.world_size} processes ({args.ddp_backend or 'nccl'})")
-    tokenizer, model = prepare_base(source, [d.text for d in train_documents], args, work_dir / "base")
+    tokenizer, model = prepare_base(source, [d.text for _, d in data.trained_on()], args, work_dir / "base")
     max_length = usable_max_length(model.config, settings.max_length)
     tokenizer.model_max_length = max_length  # saved with the tokenizer: serving reads windows of this length
     overlap = default_overlap(max_length)
 
-    train_segments = [s for d in train_documents for s in document_segments(d)]
-    train_examples = encode_examples(train_segments, tokenizer, max_length, overlap)
-    dev_segments = [s for d in dev_documents for s in document_segments(d)]
-    dev_examples = encode_examples(dev_segments, tokenizer, max_length, overlap, label_every_window=False)
-    segment_of_dev_example = [example["segment"] for example in dev_examples]
+    examples_per_source: dict[str, list[dict]] = {}
+    encoded: dict[int, list[dict]] = {}  # a document repeated by its weight is encoded once
+    for name, documents in weighted_documents(data.train, data.weights, settings.seed).items():
+        for document in documents:
+            if id(document) not in encoded:
+                encoded[id(document)] = encode_examples(document_segments(document, name), tokenizer, max_length, overlap, loss=settings.loss)
+            examples_per_source.setdefault(name, []).extend(encoded[id(document)])
+    train_examples = [example for examples in examples_per_source.values() for example in examples]
+    dev_segments = [s for name, d in data.dev for s in document_segments(d, name)]
+    dev_examples = encode_examples(dev_segments, tokenizer, max_length, overlap, label_every_window=False, loss=settings.loss)
 
-    def compute_metrics(prediction) -> dict:
-        gold, predicted = sequences_by_segment(prediction.label_ids, prediction.predictions, segment_of_dev_example)
-        return entity_scores(gold, predicted)
-
-    trainer = Trainer(
+    trainer = PartialLabelTrainer(
         model=model,
         args=args,
-        train_dataset=_dataset(train_examples),
-        eval_dataset=_dataset(dev_examples) if with_dev else None,
+        train_dataset=Dataset.from_list(train_examples),
+        eval_dataset=Dataset.from_list(dev_examples) if with_dev else None,
         data_collator=DataCollatorForTokenClassification(tokenizer, pad_to_multiple_of=8 if (args.fp16 or args.bf16) else None),
         processing_class=tokenizer,
-        compute_metrics=compute_metrics if with_dev else None,
+        compute_metrics=dev_scorer(dev_segments, data.dev, dev_examples) if with_dev else None,
         # Only the arg-max is needed; keeping full logits for every eval batch wastes memory.
         preprocess_logits_for_metrics=(lambda logits, labels: logits.argmax(dim=-1)) if with_dev else None,
         callbacks=[EarlyStoppingCallback(settings.early_stopping_patience)] if with_dev else [],
@@ -349,28 +302,12 @@ def train_model(
         processes=args.world_size,
         optimizer_steps=trainer.state.global_step,
         training_windows=len(train_examples),
+        windows_per_source={name: len(examples) for name, examples in examples_per_source.items()},
     )
 
 
 # ---------------------------------------------------------------------------------------------
-# Output directory
-
-
-def staging_dir_for(output: Path) -> Path:
-    """Where the output is assembled: a hidden sibling (same file system, so the final rename is
-    atomic), the same path on every DDP process."""
-    return output.parent / f".{output.name}.partial"
-
-
-def publish(staging: Path, output: Path) -> None:
-    """Move the finished staging directory to ``output``, replacing a previous model there."""
-    if output.exists():
-        retired = output.parent / f".{output.name}.old-{os.getpid()}"
-        output.rename(retired)
-        staging.rename(output)
-        shutil.rmtree(retired)
-    else:
-        staging.rename(output)
+# Scores and the output directory
 
 
 def predicted_tags(trained: TrainedModel, documents: Sequence[Document]) -> list[list[str]]:
@@ -379,16 +316,25 @@ def predicted_tags(trained: TrainedModel, documents: Sequence[Document]) -> list
     return [tags for _, tags in predictor.predict([d.text for d in documents])]
 
 
-def fit_scores(trained: TrainedModel, documents: Sequence[Document]) -> dict:
-    """Entity scores of the trained model on its own training documents."""
-    return entity_scores([gold_tags(d) for d in documents], predicted_tags(trained, documents))
+def fit_scores(trained: TrainedModel, documents: Sequence[tuple[str, Document]]) -> dict:
+    """Entity scores of the trained model on (a sample of) its own training documents, each
+    scored on what its source annotates."""
+    reports = per_source_reports([d for _, d in documents], predicted_tags(trained, [d for _, d in documents]), [name for name, _ in documents])
+    micro = reports["all"]["micro avg"]
+    return {"precision": micro["precision"], "recall": micro["recall"], "f1": micro["f1-score"], "documents": len(documents)}
 
 
-def dev_summary(trained: TrainedModel, documents: Sequence[Document]) -> dict:
-    """Dev scores of the final (best) model, predicted as served (the per-epoch scores that chose
-    it come from the Trainer's evaluation over the same words)."""
-    report = entity_report([gold_tags(d) for d in documents], predicted_tags(trained, documents))
-    return {"best_epoch": trained.best_epoch, "f1": report["micro avg"]["f1-score"], "report": report}
+def dev_summary(trained: TrainedModel, dev: Sequence[tuple[str, Document]]) -> dict:
+    """Dev scores of the final (best) model, predicted as served, per source (each scored on its
+    coverage) and pooled; ``f1`` is the mean of the sources' F1, the model-selection metric."""
+    documents = [document for _, document in dev]
+    reports = per_source_reports(documents, predicted_tags(trained, documents), [name for name, _ in dev])
+    return {
+        "best_epoch": trained.best_epoch,
+        "f1": mean_source_f1(reports),
+        "per_source": {name: report for name, report in reports.items() if name != "all"},
+        "report": reports["all"],
+    }
 
 
 def write_model_dir(staging: Path, trained: TrainedModel, info: dict) -> None:
@@ -407,20 +353,20 @@ def write_model_dir(staging: Path, trained: TrainedModel, info: dict) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m training.train",
-        description="Fine-tune a BERT-family encoder for Arabic NER on an annotation JSONL file.",
+        description="Fine-tune a BERT-family encoder for Arabic NER on annotation JSONL files.",
     )
-    parser.add_argument("--data", required=True, help="annotation JSONL file (validated first)")
+    data = parser.add_mutually_exclusive_group(required=True)
+    data.add_argument("--data", nargs="+", metavar="FILE", help="annotation JSONL file(s), one source each (validated first)")
+    data.add_argument("--recipe", help="TOML recipe listing sources with weights and dev fractions (training/recipes/)")
     parser.add_argument("--output", required=True, help="model directory to write")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output directory")
     model = parser.add_argument_group("base model")
     model.add_argument("--base-model", default=DEFAULT_BASE_MODEL, help="hub id or local directory of a BERT-family encoder (default %(default)s)")
     model.add_argument("--from-scratch", action="store_true", help="build a small BERT (and WordPiece vocabulary) instead of loading --base-model")
+    model.add_argument("--random-init", action="store_true", help="--base-model's tokenizer and architecture with random weights (measures what pre-training brings)")
     sizes = ScratchSizes()
-    model.add_argument("--hidden-size", type=int, default=sizes.hidden_size, help="--from-scratch: hidden size (default %(default)s)")
-    model.add_argument("--layers", type=int, default=sizes.num_hidden_layers, help="--from-scratch: transformer layers (default %(default)s)")
-    model.add_argument("--heads", type=int, default=sizes.num_attention_heads, help="--from-scratch: attention heads (default %(default)s)")
-    model.add_argument("--intermediate-size", type=int, default=sizes.intermediate_size, help="--from-scratch: feed-forward size (default %(default)s)")
-    model.add_argument("--vocab-size", type=int, default=sizes.vocab_size, help="--from-scratch: WordPiece vocabulary size (at most) (default %(default)s)")
+    add_size_arguments(model, sizes, note="--from-scratch: ")
+    model.add_argument("--scratch-max-length", type=int, default=sizes.max_position_embeddings, help="--from-scratch: position limit (default %(default)s)")
     hyper = parser.add_argument_group("training (unset: fine-tuning defaults, or larger steps with --from-scratch)")
     defaults = TrainSettings()
     hyper.add_argument("--epochs", type=float, help=f"passes over the data (default {defaults.epochs:g}, {SCRATCH_DEFAULTS['epochs']:g} from scratch)")
@@ -431,14 +377,19 @@ def build_parser() -> argparse.ArgumentParser:
     hyper.add_argument("--seed", type=int, default=defaults.seed, help="seed for weights, data order and dropout (default %(default)s)")
     hyper.add_argument("--gradient-accumulation-steps", type=int, default=defaults.gradient_accumulation_steps, help="steps whose gradients add up before an update (default %(default)s)")
     hyper.add_argument("--max-length", type=int, help="window length in sub-words incl. [CLS]/[SEP]; default and upper bound: the model's max_position_embeddings")
+    hyper.add_argument("--loss", choices=LOSSES, default=defaults.loss, help="partial: coverage-aware (default); cross-entropy: every O is O")
+    hyper.add_argument("--precision", choices=PRECISIONS, default=defaults.precision, help="auto: bf16 on GPUs and AMX CPUs, else fp32 (default %(default)s)")
     evaluation = parser.add_argument_group("evaluation")
     evaluation.add_argument("--dev-ids", help="comma-separated document ids held out as dev set: F1 every epoch, early stopping, best epoch kept")
+    evaluation.add_argument("--dev-fraction", type=float, help="with --data: share of each file's documents held out as its dev set (seeded draw)")
+    evaluation.add_argument("--split-seed", type=int, help="with --data: seed of the dev draw (default 13; a recipe names its own)")
     evaluation.add_argument(
         "--early-stopping-patience",
         type=int,
         help=f"epochs without dev F1 gain before stopping (default {defaults.early_stopping_patience}, {SCRATCH_DEFAULTS['early_stopping_patience']} from scratch)",
     )
-    evaluation.add_argument("--cv", action="store_true", help="leave-one-article-out cross-validation before training the final model on all documents")
+    evaluation.add_argument("--cv", action="store_true", help="leave-one-article-out cross-validation over one source's documents before training the final model")
+    evaluation.add_argument("--cv-source", help="with --cv: the source whose documents are held out in turn (default: the first); the others always train")
     evaluation.add_argument("--cv-folds", type=int, help="with --cv: only the first K folds (quick checks)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     return parser
@@ -453,8 +404,9 @@ def settings_from_args(args: argparse.Namespace) -> tuple[ModelSource, TrainSett
         num_attention_heads=args.heads,
         intermediate_size=args.intermediate_size,
         vocab_size=args.vocab_size,
+        max_position_embeddings=args.scratch_max_length,
     )
-    source = ModelSource(args.base_model, args.from_scratch, sizes)
+    source = ModelSource(args.base_model, args.from_scratch, sizes, args.random_init)
     defaults = {**asdict(TrainSettings()), **(SCRATCH_DEFAULTS if args.from_scratch else {})}
     chosen = {
         "epochs": args.epochs,
@@ -466,36 +418,49 @@ def settings_from_args(args: argparse.Namespace) -> tuple[ModelSource, TrainSett
         "gradient_accumulation_steps": args.gradient_accumulation_steps,
         "max_length": args.max_length,
         "early_stopping_patience": args.early_stopping_patience,
+        "loss": args.loss,
+        "precision": args.precision,
     }
     return source, TrainSettings(**{key: defaults[key] if value is None else value for key, value in chosen.items()})
 
 
 def _check_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
-    if args.hidden_size % args.heads:
-        parser.error(f"--hidden-size {args.hidden_size} must be a multiple of --heads {args.heads}")
-    if args.cv and args.dev_ids:
-        parser.error("--cv and --dev-ids exclude each other: cross-validation holds out every article in turn")
+    check_size_arguments(parser, args)
+    if args.random_init and args.from_scratch:
+        parser.error("--random-init takes --base-model's architecture and tokenizer; --from-scratch builds its own: choose one")
+    if args.cv and (args.dev_ids or args.dev_fraction):
+        parser.error("--cv excludes --dev-ids and --dev-fraction: cross-validation holds out every document of its source in turn")
     if args.cv_folds is not None and (not args.cv or args.cv_folds < 1):
         parser.error("--cv-folds needs --cv and a positive number")
+    if args.cv_source and not args.cv:
+        parser.error("--cv-source needs --cv")
+    if args.recipe and (args.dev_fraction is not None or args.split_seed is not None):
+        parser.error("a recipe names each source's dev fraction and its split seed; --dev-fraction and --split-seed go with --data")
+    if args.dev_fraction is not None and not 0 <= args.dev_fraction <= 0.9:
+        parser.error(f"--dev-fraction must be between 0 and 0.9, got {args.dev_fraction}")
     output = Path(args.output)
     if output.exists() and (not output.is_dir() or any(output.iterdir())) and not args.overwrite:
         parser.error(f"output {output} exists and is not empty; pass --overwrite to replace it")
 
 
-def split_dev(documents: Sequence[Document], dev_ids: str | None) -> tuple[list[Document], list[Document]]:
-    """Training and dev documents; raises ArgumentError naming unknown ids."""
+def load_recipe_from_args(args: argparse.Namespace) -> Recipe:
+    if args.recipe:
+        return load_recipe(args.recipe)
+    return recipe_from_files(args.data, args.dev_fraction or 0.0, **({"seed": args.split_seed} if args.split_seed is not None else {}))
+
+
+def move_dev_ids(splits: Sequence[SourceSplit], dev_ids: str | None) -> list[SourceSplit]:
+    """The splits with the documents named by ``--dev-ids`` moved to their source's dev set (and
+    training documents sharing their text held back); raises ArgumentError on bad ids."""
     if not dev_ids:
-        return list(documents), []
-    wanted = [i.strip() for i in dev_ids.split(",") if i.strip()]
-    known = {d.id for d in documents}
-    unknown = [i for i in wanted if i not in known]
-    if unknown:
-        raise ArgumentError(f"--dev-ids: unknown document id(s) {', '.join(unknown)} (known: {', '.join(sorted(known))})")
-    dev = [d for d in documents if d.id in wanted]
-    train = [d for d in documents if d.id not in wanted]
-    if not train:
+        return list(splits)
+    try:
+        moved = move_to_dev(splits, [i.strip() for i in dev_ids.split(",") if i.strip()])
+    except ValueError as exc:
+        raise ArgumentError(f"--dev-ids: {exc}") from None
+    if not any(s.train for s in moved):
         raise ArgumentError("--dev-ids holds out every document; nothing is left to train on")
-    return train, dev
+    return moved
 
 
 def hyperparameters(settings: TrainSettings, max_length: int, with_dev: bool) -> dict:
@@ -519,39 +484,63 @@ def _word_count(documents: Sequence[Document]) -> int:
     return sum(len(segment_words(d.text)) for d in documents)
 
 
-def run_record(
-    args: argparse.Namespace,
-    documents: Sequence[Document],
-    dev_documents: Sequence[Document],
-    source: ModelSource,
-    settings: TrainSettings,
-    trained: TrainedModel,
-) -> dict:
+def data_record(recipe: Recipe, splits: Sequence[SourceSplit], trained: TrainedModel) -> dict:
+    """What metrics.json and the card say about the data: every source, its file, split and size."""
+    sources = []
+    for source, split in zip(recipe.sources, splits):
+        documents = split.train + split.dev
+        annotated = [label for label in ENTITY_LABELS if any(label in d.annotated for d in documents)]
+        sources.append(
+            {
+                "name": source.name,
+                "path": source.path,
+                "sha256": file_sha256(source.path),
+                "weight": source.weight,
+                "dev_fraction": source.dev_fraction,
+                "annotated": annotated,
+                "training_documents": len(split.train),
+                "dev_documents": len(split.dev),
+                "held_back_documents": len(split.held_back),
+                "training_words": _word_count(split.train),
+                "windows_per_epoch": trained.windows_per_source.get(source.name, 0),
+                "label_counts": dict(Counter(span.label for d in split.train for span in d.spans).most_common()),
+            }
+        )
+    return {
+        "recipe": recipe.path,
+        "split_seed": recipe.seed,
+        "sources": sources,
+        "documents": sum(len(s.train) + len(s.dev) + len(s.held_back) for s in splits),
+        "training_documents": sum(source["training_documents"] for source in sources if source["weight"] > 0),
+        "dev_ids": [d.id for s in splits for d in s.dev],
+        "words": sum(source["training_words"] for source in sources if source["weight"] > 0),
+    }
+
+
+def run_record(args: argparse.Namespace, recipe: Recipe, splits: Sequence[SourceSplit], source: ModelSource, settings: TrainSettings, trained: TrainedModel) -> dict:
     """Everything metrics.json and the model card say about a run (cross-validation added by the caller)."""
-    dev_ids = {d.id for d in dev_documents}
-    train_documents = [d for d in documents if d.id not in dev_ids]
+    weights = {entry.name: entry.weight for entry in recipe.sources}
+    training = [(s.name, d) for s in splits for d in s.train if weights[s.name] > 0]  # weight 0: never trained on
+    dev = [(s.name, d) for s in splits for d in s.dev]
+    # The fit check reads at most 200 training documents (a seeded sample): it shows the model
+    # learnt its data, and predicting all of a large corpus would cost more than it tells.
+    sample = random.Random(settings.seed).sample(training, min(200, len(training)))
     return {
         "base_model": "from scratch" if source.from_scratch else source.base_model,
         "from_scratch": source.from_scratch,
+        "random_init": source.random_init,
         "scratch_sizes": asdict(source.scratch_sizes) if source.from_scratch else None,
-        "data": {
-            "path": str(args.data),
-            "sha256": file_sha256(args.data),
-            "documents": len(documents),
-            "training_documents": len(train_documents),
-            "dev_ids": [d.id for d in dev_documents],
-            "words": _word_count(documents),
-        },
-        "label_counts": label_counts(documents),
-        "hyperparameters": hyperparameters(settings, trained.max_length, with_dev=bool(dev_documents)),
+        "data": data_record(recipe, splits, trained),
+        "label_counts": label_counts(d for _, d in training),
+        "hyperparameters": hyperparameters(settings, trained.max_length, with_dev=bool(dev)),
         "train_runtime_s": trained.train_runtime_s,
         "train_loss": trained.train_loss,
         "epochs_run": max((e["epoch"] for e in trained.log_history if "loss" in e), default=0.0),
         "processes": trained.processes,
         "optimizer_steps": trained.optimizer_steps,
         "training_windows": trained.training_windows,
-        "training_set": fit_scores(trained, train_documents),
-        "dev": dev_summary(trained, dev_documents) if dev_documents else None,
+        "training_set": fit_scores(trained, sample),
+        "dev": dev_summary(trained, dev) if dev else None,
         "git_commit": git_commit(),
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "command": "python -m training.train " + shlex.join(args.argv),
@@ -559,32 +548,47 @@ def run_record(
 
 
 def run(args: argparse.Namespace) -> int:
-
-    documents = load_training_documents(args.data)  # before any model is loaded
-    train_documents, dev_documents = split_dev(documents, args.dev_ids)
-    if args.cv and len(documents) < 2:
-        raise ArgumentError(f"--cv needs at least 2 documents; {args.data} has {len(documents)}")
+    recipe = load_recipe_from_args(args)
+    splits = move_dev_ids(recipe.split(), args.dev_ids)  # validates every file before any model is loaded
+    cv_split = None
+    if args.cv:
+        names = [s.name for s in splits]
+        cv_name = args.cv_source or names[0]
+        if cv_name not in names:
+            raise ArgumentError(f"--cv-source {cv_name!r} is not a source (sources: {', '.join(names)})")
+        cv_split = splits[names.index(cv_name)]
+        if len(cv_split.train) < 2:
+            raise ArgumentError(f"--cv needs at least 2 documents in source {cv_name!r}; it has {len(cv_split.train)}")
     source, settings = settings_from_args(args)
+    data = TrainingData([(s.name, d) for s in splits for d in s.train], [(s.name, d) for s in splits for d in s.dev], recipe.weights)
     output = Path(args.output)
     staging = staging_dir_for(output)
     if _is_main_process() and staging.exists():
         shutil.rmtree(staging)  # left by a crashed run; no other process touches it before training starts
-    base = "from scratch" if source.from_scratch else source.base_model
-    _log(f"training on {len(train_documents)} document(s) from {args.data}, {len(dev_documents)} dev; base model: {base}")
-    _log("settings: " + ", ".join(f"{k}={v}" for k, v in asdict(settings).items()))
+    base = "from scratch" if source.from_scratch else f"{source.base_model} (architecture and tokenizer only, random weights)" if source.random_init else source.base_model
+    for split in splits:
+        _log(f"source {split.name}: {len(split.train)} training document(s), {len(split.dev)} dev, {len(split.held_back)} held back (text shared with dev)")
+    _log(f"base model: {base}; settings: " + ", ".join(f"{k}={v}" for k, v in asdict(settings).items()))
     progress = not args.no_progress
     try:
         cv_summary = None
-        if args.cv:
-            def fit(fold_train: Sequence[Document], fold: int):
-                return train_model(fold_train, [], source, settings, staging / f"fold-{fold}", progress)
+        if cv_split is not None:
+            others = [(name, d) for name, d in data.train if name != cv_split.name]
 
-            cv_summary = cross_validate(documents, fit, folds=args.cv_folds, log=_log)
-        trained = train_model(train_documents, dev_documents, source, settings, staging / "final", progress)
+            def fit(fold_train: Sequence[Document], fold: int):
+                fold_data = TrainingData(others + [(cv_split.name, d) for d in fold_train], [], data.weights)
+                return train_model(fold_data, source, settings, staging / f"fold-{fold}", progress)
+
+            cv_summary = cross_validate(cv_split.train, fit, folds=args.cv_folds, log=_log)
+            if cv_summary:
+                cv_summary["source"] = cv_split.name
+                cv_summary["other_sources"] = sorted({name for name, _ in others if data.weights.get(name, 1.0) > 0})
+        trained = train_model(data, source, settings, staging / "final", progress)
         if not trained.is_main_process:
             return 0
-        info = run_record(args, documents, dev_documents, source, settings, trained)
+        info = run_record(args, recipe, splits, source, settings, trained)
         info["cv"] = cv_summary
+        info["splits"] = split_record(splits, recipe.seed)
         shutil.rmtree(staging / "final", ignore_errors=True)
         for fold_dir in staging.glob("fold-*"):
             shutil.rmtree(fold_dir)
@@ -598,7 +602,8 @@ def run(args: argparse.Namespace) -> int:
         raise
     summary = f"wrote {output}: training-set F1 {info['training_set']['f1']:.3f}"
     if info["dev"]:
-        summary += f", dev F1 {info['dev']['f1']:.3f} (best epoch {info['dev']['best_epoch']})"
+        per_source = ", ".join(f"{name} {report['micro avg']['f1-score']:.3f}" for name, report in info["dev"]["per_source"].items())
+        summary += f", dev F1 {info['dev']['f1']:.3f} (mean over sources: {per_source}; best epoch {info['dev']['best_epoch']})"
     if cv_summary:
         summary += f", CV F1 {cv_summary['mean_f1']:.3f} ± {cv_summary['std_f1']:.3f} (pooled {cv_summary['pooled']['micro avg']['f1-score']:.3f})"
     _log(summary + f", {info['train_runtime_s']:.0f} s")
@@ -616,7 +621,11 @@ def main(argv: list[str] | None = None) -> int:
     except InvalidDataError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
-        print(f"{args.data}: {len(exc.problems)} problem(s); fix them (python -m training.validate {args.data}) before training", file=sys.stderr)
+        where = exc.args[0].split(":", 1)[0]
+        print(f"{where}: {len(exc.problems)} problem(s); fix them (python -m training.validate {where}) before training", file=sys.stderr)
+        return 1
+    except RecipeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return 1
     except (BaseModelError, ArgumentError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -1,0 +1,140 @@
+"""Training sources: several annotation files, each with a sampling weight and a dev fraction.
+
+A recipe file (TOML) lists them:
+
+    seed = 13                       # seeds the dev draw (training.splits)
+
+    [[sources]]
+    name = "seeds"                  # names the source in per-source scores
+    path = "annotations/seeds.jsonl"
+    weight = 8.0                    # passes over its documents per epoch (a fraction draws a seeded share once per run)
+    dev_fraction = 0.0              # share of its documents held out as its dev set
+
+    [[sources]]
+    name = "anercorp"
+    path = "runs/corpora/anercorp.jsonl"   # relative paths: from the directory training runs in
+    dev_fraction = 0.1
+
+``training.train --data FILE...`` builds the same from plain files (weight 1, ``--dev-fraction``
+for each, named after the file). Every file is validated before any model is loaded.
+"""
+
+from __future__ import annotations
+
+import random
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+from .data import load_training_documents
+from .splits import SourceSplit, carve_dev_splits
+
+DEFAULT_SPLIT_SEED = 13
+
+
+class RecipeError(ValueError):
+    """A recipe file that cannot be used; the message names the file and the key."""
+
+
+@dataclass(frozen=True)
+class Source:
+    name: str
+    path: str
+    weight: float = 1.0
+    dev_fraction: float = 0.0
+
+
+@dataclass(frozen=True)
+class Recipe:
+    sources: tuple[Source, ...]
+    seed: int = DEFAULT_SPLIT_SEED
+    path: str | None = None  # the recipe file, when read from one
+
+    def split(self) -> list[SourceSplit]:
+        """Validate and read every source (raises InvalidDataError), then carve the dev sets."""
+        loaded = [(source.name, load_training_documents(source.path), source.dev_fraction) for source in self.sources]
+        return carve_dev_splits(loaded, self.seed)
+
+    @property
+    def weights(self) -> dict[str, float]:
+        return {source.name: source.weight for source in self.sources}
+
+
+def _number(value, where: str, minimum: float, maximum: float | None = None) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < minimum or (maximum is not None and value > maximum):
+        bound = f"between {minimum} and {maximum}" if maximum is not None else f"at least {minimum}"
+        raise RecipeError(f"{where}: expected a number {bound}, got {value!r}")
+    return float(value)
+
+
+def parse_recipe(data: dict, path: str) -> Recipe:
+    """Check a parsed recipe; every error names ``path`` and the key."""
+    unknown = sorted(set(data) - {"seed", "sources"})
+    if unknown:
+        raise RecipeError(f"{path}: unknown key(s) {', '.join(unknown)} (known: seed, sources)")
+    seed = data.get("seed", DEFAULT_SPLIT_SEED)
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise RecipeError(f"{path}: seed: expected an integer, got {seed!r}")
+    entries = data.get("sources")
+    if not isinstance(entries, list) or not entries:
+        raise RecipeError(f"{path}: expected at least one [[sources]] table")
+    sources = []
+    for number, entry in enumerate(entries, start=1):
+        where = f"{path}: sources #{number}"
+        if not isinstance(entry, dict):
+            raise RecipeError(f"{where}: expected a table")
+        unknown = sorted(set(entry) - {"name", "path", "weight", "dev_fraction"})
+        if unknown:
+            raise RecipeError(f"{where}: unknown key(s) {', '.join(unknown)} (known: name, path, weight, dev_fraction)")
+        for key in ("name", "path"):
+            if not isinstance(entry.get(key), str) or not entry[key]:
+                raise RecipeError(f"{where}: {key}: expected a non-empty string, got {entry.get(key)!r}")
+        sources.append(
+            Source(
+                entry["name"],
+                entry["path"],
+                _number(entry.get("weight", 1.0), f"{where} ({entry['name']}): weight", 0.0),
+                _number(entry.get("dev_fraction", 0.0), f"{where} ({entry['name']}): dev_fraction", 0.0, 0.9),
+            )
+        )
+    names = [source.name for source in sources]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise RecipeError(f"{path}: source name(s) {', '.join(repeated)} used more than once")
+    if not any(source.weight > 0 for source in sources):
+        raise RecipeError(f"{path}: every source has weight 0; nothing to train on")
+    return Recipe(tuple(sources), seed, path)
+
+
+def load_recipe(path: str | Path) -> Recipe:
+    """Read and check a recipe TOML file; raises RecipeError naming the file."""
+    try:
+        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise RecipeError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise RecipeError(f"{path}: not valid TOML: {exc}") from None
+    return parse_recipe(data, str(path))
+
+
+def recipe_from_files(paths: Sequence[str], dev_fraction: float = 0.0, seed: int = DEFAULT_SPLIT_SEED) -> Recipe:
+    """One source per file, weight 1, named after the file (``runs/corpora/aqmar.jsonl`` -> aqmar)."""
+    names = [Path(path).name.removesuffix(".jsonl") for path in paths]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise RecipeError(f"--data: two files are named {', '.join(repeated)}; use a recipe file to name the sources")
+    return Recipe(tuple(Source(name, path, 1.0, dev_fraction) for name, path in zip(names, paths)), seed)
+
+
+def weighted_copies(items: Sequence, weight: float, rng: random.Random) -> list:
+    """``weight`` passes over ``items``: whole passes repeat them, a fraction draws that share
+    without replacement (seeded), so the result is exact in expectation and reproducible.
+
+    >>> weighted_copies([1, 2, 3, 4], 1.5, random.Random(0))
+    [1, 2, 3, 4, 4, 2]
+    """
+    whole = int(weight)
+    chosen = list(items) * whole
+    extra = round((weight - whole) * len(items))
+    return chosen + rng.sample(list(items), extra)

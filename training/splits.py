@@ -1,0 +1,179 @@
+"""Document-level dev splits, reproducible from a seed, and kept apart from training text.
+
+    python -m training.splits --recipe training/recipes/default-stage1.toml --output-dir runs/splits
+
+Each source gives ``dev_fraction`` of its documents to its dev set, chosen by ranking documents on
+``sha256(seed:source:id)``: the same ids whatever the file order or the machine. Sources can
+share text (NewsFANE re-annotates ANERcorp's sentences, with other tokens, spelling and sentence
+breaks), so documents are compared across all of them by the stretches of text they share:
+``SHARED_CHARS`` characters in a row, normalised (letters and digits only; one alef, ي for ى, ت for
+ة, لل for لال, no standalone hamza):
+
+* a document that shares text with the dev document of a source listed before its own joins its
+  own source's dev set first (its text is already dev text), before the seeded draw fills the rest
+  (a source with ``dev_fraction`` 0 has no dev set: such documents are held back instead);
+* a training document that shares text with any dev document is left out of training.
+
+The command writes ``NAME.train.jsonl`` and ``NAME.dev.jsonl`` per source and ``splits.json`` (the
+ids, and what was left out and why); pre-training reads the training parts only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+from serving.annotation import Document, atomic_write_text, write_documents
+from serving.text import fold_marks_and_alef
+
+# Text shared over this many normalised characters (about ten words) is the same text, not a phrase.
+SHARED_CHARS = 60
+_NOT_LETTERS = re.compile(r"[\W_\u0621]+")  # punctuation, spaces and a standalone hamza
+
+
+@dataclass(frozen=True)
+class SourceSplit:
+    """One source's documents, split."""
+
+    name: str
+    train: list[Document]
+    dev: list[Document]
+    held_back: list[str]  # ids left out of training: they share text with a dev document
+
+
+def normalised_text(text: str) -> str:
+    """The text as documents are compared: letters and digits only, spelling variants unified.
+
+    >>> normalised_text("وقال رئيس الاتحاد إن السوق «مازال» يفتقر إلى 6.3 .") == normalised_text("و قال رئيس الاتحاد ان السوق مازال يفتقر الي 63")
+    True
+    """
+    key = _NOT_LETTERS.sub("", fold_marks_and_alef(text))
+    return key.replace("\u0649", "\u064a").replace("\u0629", "\u062a").replace("\u0644\u0627\u0644", "\u0644\u0644")
+
+
+def text_stretches(text: str) -> set[int]:
+    """Hashes of every ``SHARED_CHARS``-character stretch of the normalised text (compared within
+    one process only, so Python's own string hash will do)."""
+    key = normalised_text(text)
+    return {hash(key[i : i + SHARED_CHARS]) for i in range(len(key) - SHARED_CHARS + 1)}
+
+
+def draw_rank(seed: int, source: str, document_id: str) -> str:
+    """The sort key of the seeded draw: stable across file orders, machines and Python versions."""
+    return hashlib.sha256(f"{seed}:{source}:{document_id}".encode("utf-8")).hexdigest()
+
+
+def dev_count(documents: int, fraction: float) -> int:
+    """How many documents a source gives to dev: at least one when asked for any (and more than
+    one document exists), never all.
+
+    >>> dev_count(199, 0.1), dev_count(5, 0.1), dev_count(1, 0.5), dev_count(10, 0.0)
+    (20, 1, 0, 0)
+    """
+    if fraction <= 0 or documents < 2:
+        return 0
+    return min(documents - 1, max(1, round(documents * fraction)))
+
+
+def carve_dev_splits(sources: Sequence[tuple[str, Sequence[Document], float]], seed: int) -> list[SourceSplit]:
+    """Split each ``(name, documents, dev_fraction)`` source (see the module docstring)."""
+    prints = {(name, d.id): text_stretches(d.text) for name, documents, _ in sources for d in documents}
+    dev_prints: set[int] = set()  # every stretch of every dev document so far
+    dev_ids: dict[str, set[str]] = {}
+    for name, documents, fraction in sources:
+        wanted = dev_count(len(documents), fraction)
+        already_dev = [d for d in documents if prints[name, d.id] & dev_prints]
+        taken = {d.id for d in already_dev}
+        drawn = sorted((d for d in documents if d.id not in taken), key=lambda d: draw_rank(seed, name, d.id))
+        # A source without a dev set keeps none: its documents that share dev text are held back below.
+        chosen = already_dev + drawn[: max(0, wanted - len(already_dev))] if wanted else []
+        dev_ids[name] = {d.id for d in chosen}
+        for document in chosen:
+            dev_prints |= prints[name, document.id]
+    splits = []
+    for name, documents, _ in sources:
+        dev = [d for d in documents if d.id in dev_ids[name]]
+        rest = [d for d in documents if d.id not in dev_ids[name]]
+        train = [d for d in rest if not prints[name, d.id] & dev_prints]
+        held_back = [d.id for d in rest if prints[name, d.id] & dev_prints]
+        splits.append(SourceSplit(name, train, dev, held_back))
+    return splits
+
+
+def move_to_dev(splits: Sequence[SourceSplit], ids: Sequence[str]) -> list[SourceSplit]:
+    """The splits with the training documents named by ``ids`` moved to their source's dev set, and
+    any training document that shares text with one of them held back (as the seeded draw does).
+    Raises ValueError naming ids that are not training documents.
+
+    >>> a, b = Document("a", "x " * 40, []), Document("b", "y " * 40, [])
+    >>> [(s.train, s.dev) for s in move_to_dev([SourceSplit("s", [a, b], [], [])], ["b"])] == [([a], [b])]
+    True
+    """
+    wanted = set(ids)
+    training = {d.id for s in splits for d in s.train}
+    held = {i for s in splits for i in s.held_back} & wanted
+    if held:
+        raise ValueError(f"document id(s) {', '.join(sorted(held))} are held back from training already (they share text with a dev document)")
+    unknown = sorted(wanted - training)
+    if unknown:
+        known = sorted(training)
+        raise ValueError(f"unknown training document id(s) {', '.join(unknown)} (known: {', '.join(known[:20])}{' ...' if len(known) > 20 else ''})")
+    moved_prints = {value for s in splits for d in s.train if d.id in wanted for value in text_stretches(d.text)}
+    result = []
+    for split in splits:
+        staying = [d for d in split.train if d.id not in wanted]
+        shared = [d for d in staying if text_stretches(d.text) & moved_prints]
+        result.append(
+            SourceSplit(
+                split.name,
+                [d for d in staying if d not in shared],
+                split.dev + [d for d in split.train if d.id in wanted],
+                split.held_back + [d.id for d in shared],
+            )
+        )
+    return result
+
+
+def split_record(splits: Sequence[SourceSplit], seed: int) -> dict:
+    """What ``splits.json``, metrics.json and the model card say about the splits."""
+    return {
+        "seed": seed,
+        "sources": {
+            s.name: {"train_documents": len(s.train), "dev_documents": len(s.dev), "dev_ids": sorted(d.id for d in s.dev), "held_back_ids": s.held_back}
+            for s in splits
+        },
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .data import InvalidDataError
+    from .sources import RecipeError, load_recipe  # sources imports this module
+
+    parser = argparse.ArgumentParser(prog="python -m training.splits", description=__doc__.splitlines()[0])
+    parser.add_argument("--recipe", required=True, help="recipe TOML listing the sources (see training/recipes/)")
+    parser.add_argument("--output-dir", required=True, help="where NAME.train.jsonl, NAME.dev.jsonl and splits.json go")
+    args = parser.parse_args(argv)
+    try:
+        recipe = load_recipe(args.recipe)
+        splits = recipe.split()
+    except (RecipeError, InvalidDataError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    output = Path(args.output_dir)
+    for split in splits:
+        write_documents(output / f"{split.name}.train.jsonl", split.train)
+        write_documents(output / f"{split.name}.dev.jsonl", split.dev)
+        print(f"{split.name}: {len(split.train)} training, {len(split.dev)} dev, {len(split.held_back)} held back (text shared with dev)", file=sys.stderr)
+    atomic_write_text(output / "splits.json", json.dumps(split_record(splits, recipe.seed), ensure_ascii=False, indent=2) + "\n")
+    print(f"wrote {output}/", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
