@@ -1,0 +1,173 @@
+"""Masked-language-model pre-training on tiny sizes: text inputs and their errors, near-duplicate
+removal, whole-word dynamic masking, an interrupted run resumed from its checkpoint, continued
+pre-training of a base, and the result fine-tuned by training.train like any other base."""
+
+from __future__ import annotations
+
+import doctest
+import json
+import lzma
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from training import pretrain
+from training.pretrain import NearDuplicateFilter, TextInputError, WholeWordMaskCollator, dedup_words, encode_lines, read_lines
+
+ROOT = Path(__file__).resolve().parents[1]
+SEEDS = ROOT / "annotations" / "seeds.jsonl"
+LEGISLATION = ROOT / "annotations" / "corpora" / "raw" / "bahrain_legislation.txt.xz"
+TINY = ["--hidden-size", "32", "--layers", "1", "--heads", "2", "--intermediate-size", "64", "--vocab-size", "600", "--max-length", "32", "--batch-size", "8", "--no-progress"]
+
+
+def run_pretrain(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "training.pretrain", *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def text_files(tmp_path_factory) -> list[Path]:
+    """A slice of real legislation (xz), the same lines again with small changes (txt), and the seeds (JSONL)."""
+    directory = tmp_path_factory.mktemp("pretrain-text")
+    with lzma.open(LEGISLATION, "rt", encoding="utf-8") as handle:
+        lines = [next(handle) for _ in range(300)]
+    compressed = directory / "legislation.txt.xz"
+    with lzma.open(compressed, "wt", encoding="utf-8") as handle:
+        handle.writelines(lines)
+    repeated = directory / "repeated.txt"
+    repeated.write_text("".join(line.replace(".", "،") for line in lines[:50]), encoding="utf-8")
+    return [compressed, repeated, SEEDS]
+
+
+def test_docstring_examples():
+    result = doctest.testmod(pretrain, raise_on_error=False)
+    assert result.failed == 0 and result.attempted > 0
+
+
+def test_reads_txt_xz_and_jsonl_and_names_bad_input(tmp_path, text_files):
+    assert len(list(read_lines(text_files[0]))) == 300 - sum(1 for line in lzma.open(text_files[0], "rt", encoding="utf-8") if not line.strip())
+    seed_lines = list(read_lines(SEEDS))
+    assert seed_lines and all(line == line.strip() and line for line in seed_lines)
+    bad_json = tmp_path / "bad.jsonl"
+    bad_json.write_text('{"id": "a", "text": "نص", "spans": []}\n{"id": "b", "text": \n', encoding="utf-8")
+    with pytest.raises(TextInputError, match=rf"{bad_json}:2: not valid JSON"):
+        list(read_lines(bad_json))
+    latin1 = tmp_path / "latin1.txt"
+    latin1.write_bytes("café\n".encode("latin-1"))
+    with pytest.raises(TextInputError, match=rf"{latin1}: not UTF-8"):
+        list(read_lines(latin1))
+    with pytest.raises(TextInputError, match="unknown kind of text file"):
+        list(read_lines(tmp_path / "notes.docx"))
+    broken = tmp_path / "broken.txt.xz"
+    broken.write_bytes(b"not xz at all")
+    with pytest.raises(TextInputError, match=rf"{broken}: cannot read"):
+        list(read_lines(broken))
+
+
+def test_near_duplicates_go_and_the_first_of_each_stays(text_files):
+    keep = NearDuplicateFilter()
+    original = list(read_lines(text_files[0]))
+    kept_original = [line for line in original if keep.is_new(line)]
+    # The second file repeats 50 lines with other punctuation: every one is a repeat.
+    assert not [line for line in read_lines(text_files[1]) if keep.is_new(line)]
+    # No two kept lines are the same once normalised (exact repeats always go).
+    assert kept_original and len({tuple(dedup_words(line)) for line in kept_original}) == len(kept_original)
+    again = NearDuplicateFilter()
+    assert [line for line in original if again.is_new(line)] == kept_original  # deterministic
+
+
+def test_whole_word_masking_masks_every_sub_word_of_a_chosen_word():
+    from training.scratch import train_wordpiece
+
+    lines = ["وقالت وزارة الخارجية الروسية إن موسكو ستواصل دعمها لدمشق في المرحلة المقبلة"] * 3
+    tokenizer = train_wordpiece(lines, 80)  # small vocabulary: words split into several pieces
+    packed = encode_lines([(0, line) for line in lines], tokenizer.backend_tokenizer, 64, tokenizer.cls_token_id, tokenizer.sep_token_id, progress=False)
+    special = set(tokenizer.all_special_ids)
+    collator = WholeWordMaskCollator(tokenizer.mask_token_id, tokenizer.pad_token_id, [i for i in range(len(tokenizer)) if i not in special], 0.3, seed=5)
+    examples = [packed[i] for i in range(len(packed))]
+    first = collator(examples)
+    assert torch.equal(collator(examples)["labels"], first["labels"])  # a function of (seed, epoch, index): resumable
+    collator.epoch = 1
+    second = collator(examples)
+    assert not torch.equal(first["labels"], second["labels"])  # dynamic: drawn anew every epoch
+    for batch in (first, second):
+        for row, example in enumerate(examples):
+            words = torch.as_tensor(example["word_index"].astype("int64"))
+            ids = torch.as_tensor(example["input_ids"].astype("int64"))
+            labelled = batch["labels"][row, : len(ids)] != -100
+            assert not labelled[words < 0].any()  # [CLS] and [SEP] are never targets
+            chosen = set(words[labelled].tolist())
+            assert len(chosen) == round(0.3 * (int(words.max()) + 1))
+            for word in range(int(words.max()) + 1):  # a word is masked whole or not at all
+                assert labelled[words == word].all() or not labelled[words == word].any()
+            assert torch.equal(batch["labels"][row, : len(ids)][labelled], ids[labelled])
+
+
+def test_pretrains_resumes_after_an_interruption_and_fine_tunes(tmp_path, text_files):
+    texts = [str(path) for path in text_files]
+    steps = ["--max-steps", "120", "--save-steps", "10", "--snapshot-steps", "30"]
+    uninterrupted = tmp_path / "uninterrupted"
+    assert run_pretrain("--text", *texts, "--output", str(uninterrupted), *steps, *TINY).returncode == 0
+
+    output = tmp_path / "interrupted"
+    partial = tmp_path / ".interrupted.partial"
+    process = subprocess.Popen([sys.executable, "-m", "training.pretrain", "--text", *texts, "--output", str(output), *steps, *TINY], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 240
+    while not list((partial / "checkpoints").glob("checkpoint-*/trainer_state.json")):
+        assert process.poll() is None and time.monotonic() < deadline, "the run ended before its first checkpoint"
+        time.sleep(0.02)
+    os.killpg(process.pid, signal.SIGKILL)  # killed without warning, as a lost machine would be
+    process.wait()
+    assert not output.exists()  # nothing half-written where the model goes
+
+    refused = run_pretrain("--text", *texts, "--output", str(output), *steps, *TINY)
+    assert refused.returncode == 2 and "pass --resume to continue it" in refused.stderr
+    resumed = run_pretrain("--text", *texts, "--output", str(output), *steps, "--resume", *TINY)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "reusing the prepared data" in resumed.stderr and "resuming from" in resumed.stderr
+    assert not partial.exists()
+
+    metrics = json.loads((output / "pretrain_metrics.json").read_text(encoding="utf-8"))
+    assert metrics["optimizer_steps"] == 120 and metrics["corpus"]["exact_or_near_duplicates"] >= 50
+    assert metrics["sizes"]["hidden_size"] == 32 and metrics["eval_loss"] > 0
+    # Resuming restored data order, masking and optimiser: the same weights as the uninterrupted run.
+    from safetensors.torch import load_file
+
+    first, second = load_file(uninterrupted / "model.safetensors"), load_file(output / "model.safetensors")
+    assert all(torch.equal(first[name], second[name]) for name in first)
+    # The smaller budget: the same run after 30 steps, written beside it, equal in both runs too.
+    snapshots = [tmp_path / "uninterrupted-step30", tmp_path / "interrupted-step30"]
+    first, second = (load_file(path / "model.safetensors") for path in snapshots)
+    assert all(torch.equal(first[name], second[name]) for name in first)
+    snapshot = json.loads((snapshots[1] / "pretrain_metrics.json").read_text(encoding="utf-8"))
+    assert snapshot["optimizer_steps"] == 30 and snapshot["snapshot_of"] == str(output) and snapshot["eval_loss"] > 0
+    assert (snapshots[1] / "tokenizer.json").read_bytes() == (output / "tokenizer.json").read_bytes()
+    card = (output / "README.md").read_text(encoding="utf-8")
+    assert "near-duplicates removed" in card and "legislation.txt.xz" in card and (output / "training_curve.png").exists()
+
+    # The result is a base model like any other.
+    from training.train import main as train_main
+
+    ner = tmp_path / "ner"
+    assert train_main(["--data", str(SEEDS), "--output", str(ner), "--base-model", str(output), "--epochs", "1", "--learning-rate", "1e-3", "--no-progress"]) == 0
+    assert json.loads((ner / "metrics.json").read_text(encoding="utf-8"))["hyperparameters"]["max_length"] == 32
+
+    # Continued pre-training keeps the base's vocabulary and sizes.
+    continued = tmp_path / "continued"
+    result = run_pretrain("--text", str(text_files[0]), "--output", str(continued), "--base-model", str(output), "--max-steps", "2", "--batch-size", "8", "--no-progress")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (continued / "tokenizer.json").read_bytes() == (output / "tokenizer.json").read_bytes()
+    assert json.loads((continued / "pretrain_metrics.json").read_text(encoding="utf-8"))["base_model"] == str(output)
+
+
+def test_bad_arguments_stop_before_any_work(tmp_path, text_files):
+    result = run_pretrain("--text", str(text_files[0]), "--output", str(tmp_path / "m"), "--resume", *TINY)
+    assert result.returncode == 2 and "no unfinished run" in result.stderr
+    result = run_pretrain("--text", str(tmp_path / "missing.txt"), "--output", str(tmp_path / "m"), *TINY)
+    assert result.returncode == 2 and f"--text {tmp_path / 'missing.txt'}: no such file" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "m").exists()
