@@ -1,6 +1,10 @@
 # Two commands set everything up on a fresh machine:
 #   make serve   - .venv with the serving extra only, then the BentoML service on port 3000
 #   make test    - .venv with everything, then the whole test suite
+# Rebuilding the shipped models (README, "The default model"):
+#   make default-model     - models/default from the corpora and the seeds (the arm chosen by compare-encoders)
+#   make encoder           - the pre-trained encoder models/arabic-bert-small and its step-1000 snapshot
+#   make compare-encoders  - the recipe from the encoder, its snapshot and random weights; records the choice
 SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -9,13 +13,30 @@ NER_MODEL_DIR ?= models/default
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 export NER_MODEL_DIR
 
-.PHONY: serve test install-serve install-dev default-model
+.PHONY: serve test install-serve install-dev corpora splits encoder compare-encoders default-model
 
-# make default-model                 - the shipped from-scratch model: recipe chosen by CV, int8 ONNX in models/default
-# make default-model BASE=ID_OR_DIR  - fine-tune that base model (CAMeLBERT, a local dir...) into models/$(NAME)
+# The shipped model, from public data (see README "The default model"):
+#   make corpora            - convert annotations/corpora/* with their label maps into runs/corpora/*.jsonl (seconds)
+#   make encoder            - pre-train the encoder models/$(ENCODER_NAME) (about 2 h on 2 cores with AMX; cached in the repo)
+#   make default-model      - fine-tune it in two stages, cross-validate over the seeds, export int8 ONNX to models/default
+#   make compare-encoders   - the same recipe also from random weights and from the encoder after 1 epoch: does pre-training pay?
+#   make default-model BASE=ID_OR_DIR NAME=X - the same recipe from another base (CAMeLBERT, a local dir) into models/X
 BASE ?=
 NAME ?= $(if $(BASE),$(notdir $(patsubst %/,%,$(BASE))),default)
-DATA ?= annotations/seeds.jsonl
+ENCODER_NAME ?= arabic-bert-small
+ENCODER := models/$(ENCODER_NAME)
+# An interrupted `make encoder` continues from its last checkpoint when run again.
+PRETRAIN_MODE = $(if $(wildcard models/.$(ENCODER_NAME).partial),--resume,--overwrite)
+CORPORA := anercorp newsfane wikifane wojood aqmar
+CORPUS_FILES_anercorp := annotations/corpora/anercorp/ANERCorp_CamelLab_train.txt
+CORPUS_FILES_newsfane := annotations/corpora/newsfane/NewsFANE_Gold_2014_train_part.txt
+CORPUS_FILES_wikifane := annotations/corpora/wikifane/WikiFANE_Gold_2014_500K.txt
+CORPUS_FILES_wojood := annotations/corpora/wojood-sample/train.txt annotations/corpora/wojood-sample/val.txt
+CORPUS_FILES_aqmar := $(sort $(wildcard annotations/corpora/aqmar/*.txt))
+# Pre-training reads the legislation and the training parts of the corpora: no dev document, no seed article.
+PRETRAIN_TEXT := $(sort $(wildcard annotations/corpora/raw/*.txt.xz)) $(foreach c,anercorp newsfane wikifane aqmar wojood,runs/splits/$(c).train.jsonl)
+PRETRAIN_ARGS := --hidden-size 384 --layers 6 --heads 6 --intermediate-size 1536 --vocab-size 24000 --max-length 128 \
+	--batch-size 64 --learning-rate 5e-4 --save-steps 500 --save-dtype float16 --seed 42
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -45,10 +66,27 @@ serve: install-serve
 test: install-dev
 	$(PY) -m pytest
 
-default-model: install-dev
-ifeq ($(BASE),)
-	$(PY) -m training.build_default --data $(DATA) --output models/default --trained-output runs/default-hf
-else
-	$(PY) -m training.train --data $(DATA) --base-model $(BASE) --output runs/$(NAME)-hf --cv --overwrite
-	$(PY) -m training.export --model runs/$(NAME)-hf --output models/$(NAME) --force
-endif
+# A corpus is converted again when its files, its map (or the map it extends) or the conversion code change.
+CONVERSION_CODE := training/corpus_import.py training/label_maps.py serving/conll.py serving/spans.py serving/text.py
+MAP_EXTENDS_wikifane := annotations/label_maps/newsfane.toml
+.SECONDEXPANSION:
+runs/corpora/%.jsonl: annotations/label_maps/%.toml $$(MAP_EXTENDS_$$*) $$(CORPUS_FILES_$$*) $(CONVERSION_CODE) | install-dev
+	$(PY) -m training.convert --from conll --label-map $< $(CORPUS_FILES_$*) $@
+
+corpora: $(foreach c,$(CORPORA),runs/corpora/$(c).jsonl)
+
+runs/splits/splits.json: training/recipes/default-stage1.toml corpora
+	$(PY) -m training.splits --recipe $< --output-dir runs/splits
+
+splits: runs/splits/splits.json
+
+# Also writes $(ENCODER)-step1000, the same run after one epoch: the smaller budget of the comparison (not shipped).
+encoder: splits
+	$(PY) -m training.pretrain --text $(PRETRAIN_TEXT) --output $(ENCODER) --epochs 3 --snapshot-steps 1000 $(PRETRAIN_MODE) $(PRETRAIN_ARGS)
+
+compare-encoders: corpora
+	@test -d $(ENCODER)-step1000 || { echo "$(ENCODER)-step1000 missing: it is written by 'make encoder'"; exit 1; }
+	$(PY) -m training.build_default --encoder $(ENCODER) --output models/default --compare none,$(ENCODER)-step1000
+
+default-model: corpora
+	$(PY) -m training.build_default --encoder $(if $(BASE),$(BASE),$(ENCODER)) --output models/$(NAME) --work-dir runs/$(NAME)

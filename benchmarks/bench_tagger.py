@@ -10,7 +10,9 @@ Variants, each in its own subprocess so its peak RSS is its own:
 * (b) ``serving.Tagger`` over the fp32 ONNX export;
 * (c) ``serving.Tagger`` over the int8 ONNX export (what ships);
 * (d) the int8 ONNX session alone on pre-tokenised windows in full length-sorted batches: the
-  ceiling for (c), whose gap to it is tokenisation, windowing, padding and decoding.
+  ceiling for (c), whose gap to it is tokenisation, windowing, padding and decoding;
+* (e) ``serving.Tagger`` over the shipped ``models/default`` (its own size, vocabulary and window
+  length), which must tag at least 3x the words/s of (c).
 
 (a)-(c) are timed twice: one document per call, as a service request (p50/p95 latency per
 document), and all documents ``--docs-per-call`` at a time, as the tag CLI or a batching service
@@ -50,6 +52,7 @@ VARIANTS = {
     "b": "(b) Tagger, ONNX fp32",
     "c": "(c) Tagger, ONNX int8",
     "d": "(d) int8 session only, full batches",
+    "e": "(e) Tagger, models/default (int8)",
 }
 
 
@@ -228,7 +231,7 @@ def run_session_only(model_dir: Path, documents: Sequence[str], settings: RunSet
     return {"total_seconds": best_of(settings.rounds, run_all, float), "windows": len(windows), "batches": len(batches)}
 
 
-RUNNERS = {"a": run_pipeline, "b": run_tagger, "c": run_tagger, "d": run_session_only}
+RUNNERS = {"a": run_pipeline, "b": run_tagger, "c": run_tagger, "d": run_session_only, "e": run_tagger}
 
 
 def worker(args: argparse.Namespace) -> int:
@@ -294,6 +297,7 @@ def ratio_lines(results: dict[str, dict[str, Any]]) -> list[str]:
         ("(c)/(a) throughput", "c", "a", "words_per_s", (">=", 3.0)),
         ("(c)/(d) throughput", "c", "d", "words_per_s", (">=", 0.85)),
         ("(c)/(a) peak RSS", "c", "a", "peak_rss_mb", ("<=", 0.5)),
+        ("(e)/(c) throughput", "e", "c", "words_per_s", (">=", 3.0)),
     ]
     lines = []
     for label, top, bottom, field, target in checks:
@@ -323,7 +327,8 @@ def environment_line(threads: int, shape: ModelShape, vocab: dict[str, int], loa
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.bench_tagger", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small model and few documents: checks the script end to end in about a minute")
-    parser.add_argument("--variants", default="abcd", help="which of a, b, c, d to run (default: all)")
+    parser.add_argument("--variants", default="abcde", help="which of a, b, c, d, e to run (default: all)")
+    parser.add_argument("--default-model", type=Path, default=ROOT / "models" / "default", help="the exported model of variant (e) (default: models/default)")
     parser.add_argument("--threads", type=int, default=2, help="intra-op threads for every variant (default: 2)")
     parser.add_argument("--batch-size", type=int, default=32, help="windows per model run (tagger) / chunks per run (pipeline)")
     parser.add_argument("--rounds", type=int, default=1, help="timed passes per variant; the fastest counts (default: 1)")
@@ -354,10 +359,10 @@ def main(argv: list[str] | None = None) -> int:
     total_words = sum(map(word_count, documents))
     documents_path = args.work_dir / shape.name / "documents.json"
     documents_path.write_text(json.dumps(documents, ensure_ascii=False), encoding="utf-8")
-    model_for = {"a": paths["hf"], "b": paths["fp32"], "c": paths["int8"], "d": paths["int8"]}
+    model_for = {"a": paths["hf"], "b": paths["fp32"], "c": paths["int8"], "d": paths["int8"], "e": args.default_model}
     load_before = os.getloadavg()[0]
     results = {}
-    for variant in (v for v in "abcd" if v in args.variants):
+    for variant in (v for v in "abcde" if v in args.variants):
         results[variant] = summarise(run_variant(variant, model_for[variant], documents_path, args), documents, total_words)
     vocab = json.loads((args.work_dir / shape.name / "vocab.json").read_text(encoding="utf-8"))
     print(f"\n{len(documents)} documents, {total_words:,} words ({seed_repeats}x the 5 seeds + {long_documents} of >= {args.long_words} words)")

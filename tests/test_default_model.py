@@ -1,41 +1,53 @@
-"""The shipped default model (models/default, built by `make default-model`): it loads, tags a seed
-paragraph with offsets into the input, and agrees with its own model card."""
+"""The shipped models: models/default (built by `make default-model`) tags Arabic news it never
+saw, with offsets into the input, and agrees with its model card; the pre-trained encoder it
+starts from (`make encoder`) is a loadable base with its own card. Both stay under 60 MB."""
 
 import hashlib
 import json
 import re
 from pathlib import Path
 
+import pytest
+
 from serving import Tagger
-from serving.annotation import read_documents
 from serving.schema import BIO_TAGS
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT = ROOT / "models" / "default"
-MAX_BYTES = 30 * 1024 * 1024
+ENCODER = ROOT / "models" / "arabic-bert-small"
+MAX_BYTES = 60 * 1000 * 1000
+
+# The sentence of the issue that asked for this model: an article it never saw.
+BLINKEN = "قال وزير الخارجية الأمريكي أنتوني بلينكن في مؤتمر صحفي في القاهرة إن الولايات المتحدة ستدعم مصر."
 
 
-def seed_paragraph():
-    """The first body paragraph of article 003 and its gold spans, re-based to the paragraph."""
-    document = next(d for d in read_documents(ROOT / "annotations" / "seeds.jsonl") if d.id.startswith("003"))
-    end = document.text.index("\n")
-    gold = {(s.start, s.end, s.label) for s in document.spans if s.end <= end}
-    return document.text[:end], gold
+def directory_bytes(directory: Path) -> int:
+    return sum(path.stat().st_size for path in directory.rglob("*") if path.is_file())
 
 
-def test_default_model_tags_a_seed_paragraph_with_offsets_into_the_input():
-    text, gold = seed_paragraph()
-    tagger = Tagger.load(DEFAULT)
-    (entities,) = tagger.tag([text])
-    assert entities, "the default model found nothing in a paragraph it was trained on"
+def blinken_entities() -> set[tuple[str, str]]:
+    (entities,) = Tagger.load(DEFAULT).tag([BLINKEN])
     for entity in entities:
-        assert text[entity.start : entity.end] == entity.text
+        assert BLINKEN[entity.start : entity.end] == entity.text
         assert 0.0 < entity.score <= 1.0
-    found = {(e.start, e.end, e.label) for e in entities}
-    # Trained on this article: it must reproduce nearly all of its annotation.
-    matched = len(found & gold)
-    f1 = 2 * matched / (len(found) + len(gold))
-    assert f1 >= 0.9, sorted(found ^ gold)
+    return {(entity.text, entity.label) for entity in entities}
+
+
+def test_default_model_tags_the_places_of_unseen_news_with_offsets_into_the_input():
+    found = blinken_entities()
+    assert {("القاهرة", "GPE"), ("الولايات المتحدة", "GPE"), ("مصر", "GPE")} <= found
+    # Our guidelines: the title is an OCC beside the name, never inside the person.
+    assert ("وزير الخارجية الأمريكي", "OCC") in found
+    assert not any(label == "PERS" and "وزير" in text for text, label in found)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="open (issue 11): the shipped model, chosen on the dev splits and the seeds CV, tags «بلينكن» as PERS "
+    "but «أنتوني» as EVENT; strict, so a model that gets the whole name fails this marker and it must go",
+)
+def test_default_model_tags_the_whole_person_of_unseen_news():
+    assert ("أنتوني بلينكن", "PERS") in blinken_entities()
 
 
 def test_default_model_directory_matches_its_model_card():
@@ -47,11 +59,38 @@ def test_default_model_directory_matches_its_model_card():
     assert tuple(config["labels"]) == BIO_TAGS
     assert report["model_sha256"] == sha256
     assert re.search(rf"`model.onnx` sha256 \| `{sha256}`", card)
-    assert f"| output tags, in id order | {', '.join(BIO_TAGS)} |" in card
     assert config["quantization"] == "int8"
-    assert "cross-validation" in card.lower() and "How the recipe was chosen" in card
+    # What the card must say: every source with its licence, the weights' licence, dev F1 per source,
+    # the seeds cross-validation, whether pre-training pays, and the label-map decisions.
+    for needed in (
+        "ANERcorp", "NewsFANE", "WikiFANE", "AQMAR", "Wojood", "legislation", "CC BY-SA 3.0", "MIT",
+        "Licence of the weights", "research use only",
+        "| source | precision | recall | F1 | gold entities | scored as |",
+        "Leave-one-article-out cross-validation (5 folds over seeds",
+        "Whether pre-training pays", "How the corpora's conventions and ours pull", "GPE|LOC|FAC",
+    ):
+        assert needed in card, needed
 
 
-def test_default_model_is_small():
-    size = sum(p.stat().st_size for p in DEFAULT.iterdir() if p.is_file())
-    assert size <= MAX_BYTES, f"models/default is {size / 2**20:.1f} MiB"
+def test_models_are_small_enough_to_ship():
+    for directory in (DEFAULT, ENCODER):
+        assert directory_bytes(directory) <= MAX_BYTES, f"{directory} is {directory_bytes(directory) / 1e6:.1f} MB"
+
+
+def test_encoder_is_a_base_model_with_a_card():
+    from training.base_model import load_pretrained
+
+    import torch
+
+    tokenizer, model = load_pretrained(str(ENCODER))
+    # Its vocabulary was learnt on Arabic: a news sentence it never saw has (almost) no unknown pieces.
+    encoded = tokenizer(BLINKEN, return_tensors="pt")
+    pieces = encoded["input_ids"][0].tolist()
+    assert pieces.count(tokenizer.unk_token_id) <= 1 and len(pieces) < 2 * len(BLINKEN.split())
+    with torch.no_grad():
+        logits = model(**encoded).logits
+    assert logits.shape == (1, len(pieces), len(BIO_TAGS)) and torch.isfinite(logits).all()
+    metrics = json.loads((ENCODER / "pretrain_metrics.json").read_text(encoding="utf-8"))
+    card = (ENCODER / "README.md").read_text(encoding="utf-8")
+    assert metrics["command"] in card and f"{metrics['corpus']['lines_kept']:,} lines kept" in card
+    assert "## Does pre-training pay?" in card

@@ -58,12 +58,21 @@ def _scores_table(report: dict) -> str:
     rows = ["| label | precision | recall | F1 | support |", "|---|---:|---:|---:|---:|"]
     for label, scores in report.items():
         if isinstance(scores, dict):
-            rows.append(f"| {label} | {scores['precision']:.3f} | {scores['recall']:.3f} | {scores['f1-score']:.3f} | {scores['support']} |")
+            rows.append(f"| {table_cell(label)} | {scores['precision']:.3f} | {scores['recall']:.3f} | {scores['f1-score']:.3f} | {scores['support']} |")
     return "\n".join(rows)
 
 
 def _key_values(items: dict) -> str:
     return "\n".join(["| setting | value |", "|---|---|"] + [f"| {key} | `{value}` |" for key, value in items.items()])
+
+
+def table_cell(text: str) -> str:
+    """Text for a Markdown table cell: a label set's ``|`` escaped, so it does not split the cell.
+
+    >>> print(table_cell("GPE|LOC|FAC"))
+    GPE\\|LOC\\|FAC
+    """
+    return text.replace("|", "\\|")
 
 
 def _label_meaning(label: str) -> str:
@@ -92,7 +101,7 @@ def dev_tables(dev: dict) -> list[str]:
     for name, report in dev["per_source"].items():
         micro = report["micro avg"]
         classes = ", ".join(label for label, scores in report.items() if isinstance(scores, dict) and not label.endswith(" avg"))
-        rows.append(f"| {name} | {micro['precision']:.3f} | {micro['recall']:.3f} | **{micro['f1-score']:.3f}** | {micro['support']} | {classes} |")
+        rows.append(f"| {name} | {micro['precision']:.3f} | {micro['recall']:.3f} | **{micro['f1-score']:.3f}** | {micro['support']} | {table_cell(classes)} |")
     return [
         f"Dev sets (best epoch {dev['best_epoch']}): mean of the sources' entity F1 **{dev['f1']:.3f}** (the model-selection metric). "
         "Each source is scored only on the labels it annotates; a merged corpus tag (GPE|LOC|FAC) accepts any of its members.",
@@ -158,7 +167,7 @@ def render_model_card(info: dict) -> str:
         "| label | mentions (training) | meaning |",
         "|---|---:|---|",
     ]
-    lines += [f"| {label} | {count} | {_label_meaning(label)} |" for label, count in info["label_counts"].items()]
+    lines += [f"| {table_cell(label)} | {count} | {table_cell(_label_meaning(label))} |" for label, count in info["label_counts"].items()]
     lines += ["", "## Hyper-parameters", "", _key_values(info["hyperparameters"]), "", "## Scores", ""]
     fit = info["training_set"]
     lines += [
