@@ -24,9 +24,10 @@ BENTOML = Path(sys.executable).with_name("bentoml")
 
 
 # Adaptive batching runs a text in one padded batch with other requests' texts, and the int8 model's
-# dynamic quantisation scales activations per batch: scores move in the 5th decimal. Entities
+# dynamic quantisation scales activations per batch: scores move in the 3rd decimal (up to 0.006
+# measured with models/default: a seed article alone and batched with copies of itself). Entities
 # (text, label, offsets) must not move at all.
-SCORE_TOLERANCE = 1e-3
+SCORE_TOLERANCE = 1e-2
 
 
 def same_result(got: dict, expected: dict, tolerance: float = SCORE_TOLERANCE) -> bool:
