@@ -65,7 +65,7 @@ from serving.text import fold_marks_and_alef, segment_words
 from .base_model import BaseModelError, load_pretrained
 from .hardware import PRECISIONS, trainer_device_arguments
 from .model_dir import publish, staging_dir_for
-from .scratch import ScratchSizes, add_size_arguments, check_size_arguments
+from .scratch import ScratchSizes, add_size_arguments, check_size_arguments, sizes_from_arguments
 from .modelcard import file_sha256, git_commit, json_text
 
 TEXT_SUFFIXES = (".txt", ".txt.xz", ".jsonl")
@@ -577,15 +577,8 @@ def build_model(args: argparse.Namespace, tokenizer, base=None):
 
     if base is not None:
         return masked_positions_bert(base) if isinstance(base, BertForMaskedLM) else base
-    config = BertConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=args.hidden_size,
-        num_hidden_layers=args.layers,
-        num_attention_heads=args.heads,
-        intermediate_size=args.intermediate_size,
-        max_position_embeddings=args.max_length,
-        pad_token_id=tokenizer.pad_token_id,
-    )
+    sizes = sizes_from_arguments(args, args.max_length)
+    config = BertConfig(**{**asdict(sizes), "vocab_size": len(tokenizer)}, pad_token_id=tokenizer.pad_token_id)
     torch.manual_seed(args.seed)
     return masked_positions_bert(config)
 

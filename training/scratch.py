@@ -47,6 +47,18 @@ def add_size_arguments(group, defaults: ScratchSizes, note: str = "") -> None:
     group.add_argument("--intermediate-size", type=int, default=defaults.intermediate_size, help=f"{note}feed-forward size (default %(default)s)")
 
 
+def sizes_from_arguments(args, max_position_embeddings: int) -> ScratchSizes:
+    """The sizes ``add_size_arguments`` read from the command line."""
+    return ScratchSizes(
+        vocab_size=args.vocab_size,
+        hidden_size=args.hidden_size,
+        num_hidden_layers=args.layers,
+        num_attention_heads=args.heads,
+        intermediate_size=args.intermediate_size,
+        max_position_embeddings=max_position_embeddings,
+    )
+
+
 def check_size_arguments(parser, args) -> None:
     """Exit through ``parser.error`` on sizes BERT cannot have."""
     if min(args.vocab_size, args.hidden_size, args.layers, args.heads, args.intermediate_size) < 1:

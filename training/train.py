@@ -37,7 +37,7 @@ import shlex
 import shutil
 import sys
 from collections import Counter
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Sequence
@@ -59,7 +59,7 @@ from .model_dir import publish, staging_dir_for
 from .modelcard import file_sha256, git_commit, json_text, label_counts, render_model_card, write_training_curve
 from .predict import WordPredictor
 from .scoring import entity_scores, mean_source_f1, per_source_reports, scored_by_source, scorings_by_source
-from .scratch import ScratchSizes, add_size_arguments, build_scratch_model, check_size_arguments
+from .scratch import ScratchSizes, add_size_arguments, build_scratch_model, check_size_arguments, sizes_from_arguments
 from .sources import Recipe, RecipeError, load_recipe, recipe_from_files, weighted_copies
 from .splits import SourceSplit, move_to_dev, split_record
 
@@ -397,15 +397,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def settings_from_args(args: argparse.Namespace) -> tuple[ModelSource, TrainSettings]:
     """Resolve the command line into a model source and hyper-parameters."""
-    sizes = replace(
-        ScratchSizes(),
-        hidden_size=args.hidden_size,
-        num_hidden_layers=args.layers,
-        num_attention_heads=args.heads,
-        intermediate_size=args.intermediate_size,
-        vocab_size=args.vocab_size,
-        max_position_embeddings=args.scratch_max_length,
-    )
+    sizes = sizes_from_arguments(args, args.scratch_max_length)
     source = ModelSource(args.base_model, args.from_scratch, sizes, args.random_init)
     defaults = {**asdict(TrainSettings()), **(SCRATCH_DEFAULTS if args.from_scratch else {})}
     chosen = {
