@@ -9,8 +9,9 @@ The runtime directory (written by ``python -m training.export``) holds ``model.o
    ``serving.encoding.encode_segment``; each word is read from the window where it sits most
    centrally, so nothing is truncated and every word has context on both sides;
 3. the windows of all texts of one call are sorted by length and run in batches (little padding);
-4. a word's tag is the arg-max of the softmax over its first sub-word's logits, tags are decoded
-   as IOB2 by ``serving.spans``, and an entity's score is the mean probability of its words' tags.
+4. a word's tag probabilities are the softmax over its first sub-word's logits; the text's tags are
+   the most probable IOB2 sequence under the model's tag-transition prior (``serving.decoding``),
+   decoded into spans by ``serving.spans``; an entity's score is the mean probability of its words' tags.
 
 Only onnxruntime, tokenizers and numpy are needed: no torch, no transformers.
 """
@@ -27,6 +28,7 @@ import numpy as np
 import onnxruntime as ort
 from tokenizers import Tokenizer
 
+from .decoding import TagDecoder, check_transition_probabilities
 from .encoding import WordSource, encode_segment, subword_ids_per_word
 from .schema import OUTSIDE, split_tag
 from .spans import tag_ranges, tags_to_spans
@@ -77,6 +79,8 @@ class RuntimeConfig:
     embedding_rows: int  # rows of the model's word-embedding matrix: every token id must be below it
     quantization: str  # "int8" or "none"
     normalization: str  # what the tokenizer does to text before sub-word splitting (offsets are unaffected)
+    # serving.decoding's prior, learnt from the training tags; None (older exports): IOB2 constraints only
+    tag_transitions: dict[str, float] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {**asdict(self), "labels": list(self.labels)}
@@ -97,6 +101,9 @@ class RuntimeConfig:
             raise ModelDirError(f"{where}: field 'max_length' must leave room for [CLS], [SEP] and a sub-word, got {values['max_length']}")
         labels = _field(data, "labels", list, where)
         values["labels"] = tuple(_check_labels(labels, where))
+        values["tag_transitions"] = data.get("tag_transitions")
+        if values["tag_transitions"] is not None and (problem := check_transition_probabilities(values["tag_transitions"])):
+            raise ModelDirError(f"{where}: field 'tag_transitions': {problem}")
         for name in ("cls_id", "sep_id", "pad_id"):
             if values[name] >= values["vocab_size"]:
                 raise ModelDirError(f"{where}: field {name!r} = {values[name]} is not below vocab_size = {values['vocab_size']}")
@@ -236,6 +243,7 @@ class Tagger:
         inputs = {node.name: node for node in session.get_inputs()}
         self._input_dtype = np.int32 if inputs["input_ids"].type == "tensor(int32)" else np.int64
         self._has_token_type_ids = "token_type_ids" in inputs
+        self.decoder = TagDecoder(config.labels, config.tag_transitions)  # evaluation may swap it (training.evaluate --decoding)
 
     @classmethod
     def load(
@@ -298,6 +306,7 @@ class Tagger:
             "quantization": self.config.quantization,
             "vocab_size": self.config.vocab_size,
             "normalization": self.config.normalization,
+            "decoding": "viterbi, tag-transition prior" if self.config.tag_transitions else "viterbi, IOB2 constraints only",
             "intra_op_num_threads": options.intra_op_num_threads,
             "max_batch_size": self.max_batch_size,
             "onnxruntime_version": ort.__version__,
@@ -394,20 +403,19 @@ class Tagger:
         return results
 
     def _decode(self, text: str, encoded: EncodedText, window_logits: Sequence[np.ndarray]) -> list[Entity]:
-        """Tags from each word's first sub-word, then entities with offsets into ``text``."""
+        """Tags from each word's first sub-word (``serving.decoding``), then entities with offsets into ``text``."""
         if not encoded.tokens:
             return []
         readable = [i for i, source in enumerate(encoded.word_sources) if source.position >= 0]
-        tags = [OUTSIDE] * len(encoded.tokens)
-        confidence = [1.0] * len(encoded.tokens)
-        if readable:
-            rows = np.stack([window_logits[encoded.word_sources[i].window][encoded.word_sources[i].position] for i in readable])
-            probabilities = softmax(rows)
-            chosen = probabilities.argmax(axis=-1)
-            # Plain Python values from here: per-entity numpy calls would cost more than the maths.
-            for word, label_id, probability in zip(readable, chosen.tolist(), probabilities[np.arange(len(readable)), chosen].tolist()):
-                tags[word] = self.labels[label_id]
-                confidence[word] = probability
+        rows = [window_logits[encoded.word_sources[i].window][encoded.word_sources[i].position] for i in readable]
+        probabilities = softmax(np.stack(rows)) if rows else np.zeros((0, len(self.labels)))
+        with np.errstate(divide="ignore"):  # a probability of 0 is an impossible tag: log -inf, never chosen
+            chosen = self.decoder.decode_words(np.log(probabilities), readable, len(encoded.tokens))
+        tags = [self.labels[label_id] for label_id in chosen]
+        # Plain Python values from here: per-entity numpy calls would cost more than the maths.
+        confidence = [1.0] * len(encoded.tokens)  # a word without sub-words is O for certain
+        for row, word in enumerate(readable):
+            confidence[word] = float(probabilities[row, chosen[word]])
         spans = tags_to_spans(text, encoded.tokens, tags)
         return [
             Entity(span.start, span.end, span.label, span.text, sum(confidence[first:end]) / (end - first))

@@ -148,3 +148,25 @@ def test_onnx_export_scores_like_the_pytorch_model(tiny_model_dir, tiny_onnx_fp3
     assert reports["onnx"]["runtime"] == "onnx"
     assert reports["onnx"]["report"] == reports["pytorch"]["report"]
     assert (tmp_path / "onnx" / "errors.tsv").read_text(encoding="utf-8") == (tmp_path / "pytorch" / "errors.tsv").read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("decoding", ["constraints", "argmax"])
+def test_decoding_ablation_runs_the_same_way_on_both_runtimes(tiny_model_dir, tiny_onnx_fp32_dir, tmp_path, decoding):
+    """``--decoding`` swaps the decision, not the model: PyTorch and ONNX still agree, and say how they decoded."""
+    reports = {}
+    for name, model in (("pytorch", tiny_model_dir), ("onnx", tiny_onnx_fp32_dir)):
+        assert main(["--model", str(model), "--data", str(SEEDS), "--decoding", decoding, "--output-dir", str(tmp_path / name)]) == 0
+        reports[name] = json.loads((tmp_path / name / "report.json").read_text(encoding="utf-8"))
+        assert reports[name]["decoding"] == decoding
+    assert reports["onnx"]["report"] == reports["pytorch"]["report"]
+
+
+def test_several_data_files_are_scored_together(tiny_onnx_fp32_dir, tmp_path):
+    documents = read_documents(SEEDS)
+    write_documents(tmp_path / "first.jsonl", documents[:2])
+    write_documents(tmp_path / "rest.jsonl", documents[2:])
+    assert main(["--model", str(tiny_onnx_fp32_dir), "--data", str(tmp_path / "first.jsonl"), str(tmp_path / "rest.jsonl"), "--output-dir", str(tmp_path / "parts")]) == 0
+    assert main(["--model", str(tiny_onnx_fp32_dir), "--data", str(SEEDS), "--output-dir", str(tmp_path / "whole")]) == 0
+    parts, whole = (json.loads((tmp_path / name / "report.json").read_text(encoding="utf-8")) for name in ("parts", "whole"))
+    assert parts["data"] == [str(tmp_path / "first.jsonl"), str(tmp_path / "rest.jsonl")] and parts["documents"] == len(documents)
+    assert parts["report"] == whole["report"]

@@ -83,6 +83,7 @@ def test_metadata_for_the_service(tagger, tiny_onnx_dir):
     assert tagger.max_length == json.loads((tiny_onnx_dir / "ner_config.json").read_text(encoding="utf-8"))["max_length"] >= 128
     metadata = tagger.metadata
     assert metadata["quantization"] == "int8" and metadata["intra_op_num_threads"] == 2
+    assert metadata["decoding"] == "viterbi, tag-transition prior"
     json.dumps(metadata)  # served as JSON as is
 
 
@@ -227,12 +228,23 @@ def test_load_rejects_labels_that_do_not_match_the_output(broken_dir):
         ({"labels": ["O", "O"]}, r"repeats O"),
         ({"max_length": "512"}, r"field 'max_length' must be int, got str '512'"),
         ({"cls_id": 10**6}, r"'cls_id' = 1000000 is not below vocab_size"),
+        ({"tag_transitions": {"O>O": 1.0}}, r"field 'tag_transitions': expected an object with exactly the keys O>O, O>B, E>O"),
+        ({"tag_transitions": dict.fromkeys(("O>O", "O>B", "E>O", "E>I", "E>B-same", "E>B-other"), 0.5)}, r"after an entity word sum to 2.000000, not 1"),
     ],
 )
 def test_load_rejects_a_malformed_config(broken_dir, changes, message):
     edit_config(broken_dir, **changes)
     with pytest.raises(ModelDirError, match=message):
         Tagger.load(broken_dir)
+
+
+def test_an_export_without_a_prior_decodes_with_the_iob2_constraints_only(broken_dir):
+    """Runtime dirs exported before priors were recorded still load; their entities are valid spans."""
+    edit_config(broken_dir, tag_transitions=None)
+    older = Tagger.load(broken_dir)
+    assert older.metadata["decoding"] == "viterbi, IOB2 constraints only"
+    for text, entities in zip(SEED_TEXTS, older.tag(SEED_TEXTS)):
+        assert_well_formed(text, entities)
 
 
 def test_load_rejects_a_config_that_is_not_json(broken_dir):

@@ -31,6 +31,12 @@ classification report), ``report.json`` (the same numbers: per-label precision/r
 and micro, macro and weighted averages) and ``errors.tsv``: every false-positive (FP) and
 false-negative (FN) entity, with 40 characters of context on each side and the gold and predicted
 labels of what overlaps it (``O`` when nothing does).
+
+``--decoding`` measures what the decoder contributes: ``model`` (the default) decides as served,
+Viterbi with the model's tag-transition prior (``serving/decoding.py``); ``constraints`` drops the
+prior and keeps only the IOB2 constraints; ``argmax`` takes each word's most probable tag alone
+(the decision before ``serving.decoding`` existed). The model's outputs are the same in all three.
+Several ``--data`` files (say every source's dev split) are scored together, each source on its own.
 """
 
 from __future__ import annotations
@@ -42,10 +48,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+import numpy as np
 from tqdm.auto import tqdm
 
 from serving.annotation import Document, atomic_write_text, read_documents, validate_file
 from serving.conll import ConllFormatError, conll_sentences_to_document, read_conll
+from serving.decoding import TagDecoder
 from serving.schema import ENTITY_LABELS, OUTSIDE
 from serving.spans import Span, SpanAlignmentError, spans_to_tags, tag_ranges
 from serving.text import Token, segment_words
@@ -143,11 +151,37 @@ def is_onnx_dir(model_dir: str | Path) -> bool:
     return (Path(model_dir) / "model.onnx").is_file()
 
 
-def predict_with_onnx(model_dir: str, documents: Sequence[Document], batch_size: int = 8) -> list[list[str]]:
+class ArgmaxDecoder:
+    """Each word's most probable tag on its own, as ``serving.decoding.TagDecoder.decode_words``
+    is called (a word without sub-words is O): what ``--decoding argmax`` scores."""
+
+    def __init__(self, labels: Sequence[str]):
+        self.labels = tuple(labels)
+
+    def decode_words(self, log_probabilities: np.ndarray, read_words: Sequence[int], word_count: int) -> list[int]:
+        label_ids = [self.labels.index(OUTSIDE)] * word_count
+        for word, label_id in zip(read_words, log_probabilities.argmax(axis=1).tolist()):
+            label_ids[word] = label_id
+        return label_ids
+
+
+DECODINGS = ("model", "constraints", "argmax")
+
+
+def use_decoding(predictor, decoding: str) -> None:
+    """Swap the decoder of a ``Tagger`` or ``WordPredictor`` for ``--decoding`` (``model`` keeps it)."""
+    if decoding == "constraints":
+        predictor.decoder = TagDecoder(predictor.decoder.labels, None)
+    elif decoding == "argmax":
+        predictor.decoder = ArgmaxDecoder(predictor.decoder.labels)
+
+
+def predict_with_onnx(model_dir: str, documents: Sequence[Document], decoding: str = "model", batch_size: int = 8) -> list[list[str]]:
     """Word tags from the serving runtime: entities from ``serving.Tagger`` turned back into tags."""
     from serving import Tagger  # onnxruntime: loaded only for ONNX directories
 
     tagger = Tagger.load(model_dir)
+    use_decoding(tagger, decoding)
     predicted = []
     for start in tqdm(range(0, len(documents), batch_size), desc="tagging (ONNX)", unit="batch", file=sys.stderr):
         batch = documents[start : start + batch_size]
@@ -160,10 +194,11 @@ def predict_with_onnx(model_dir: str, documents: Sequence[Document], batch_size:
     return predicted
 
 
-def predict_with_pytorch(model_dir: str, documents: Sequence[Document]) -> list[list[str]]:
+def predict_with_pytorch(model_dir: str, documents: Sequence[Document], decoding: str = "model") -> list[list[str]]:
     from .predict import load_predictor  # torch: not needed to evaluate an ONNX export
 
     predictor = load_predictor(model_dir)
+    use_decoding(predictor, decoding)
     return [tags for _, tags in predictor.predict([d.text for d in documents], progress=True)]
 
 
@@ -247,7 +282,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Entity-level precision/recall/F1 (seqeval) of a model on annotated data, with an errors file.",
     )
     parser.add_argument("--model", required=True, help="PyTorch model directory, or ONNX directory (with model.onnx)")
-    parser.add_argument("--data", required=True, help="gold data file")
+    parser.add_argument("--data", required=True, nargs="+", help="gold data file(s); documents of several sources are scored each on its own coverage")
     parser.add_argument("--format", choices=("jsonl", "conll"), default="jsonl", help="gold data format (default %(default)s)")
     parser.add_argument(
         "--label-map",
@@ -255,12 +290,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="a label map file (TOML) for CoNLL gold in another scheme, or a built-in renaming of both sides",
     )
     parser.add_argument("--strict", action="store_true", help="seqeval strict mode, IOB2 scheme")
+    parser.add_argument("--decoding", choices=DECODINGS, default="model", help="model: as served (Viterbi, the model's tag-transition prior); constraints: no prior; argmax: each word alone (default %(default)s)")
     parser.add_argument("--output-dir", help="where report.txt, report.json and errors.tsv go (default runs/eval/MODEL-DATA)")
     return parser
 
 
-def _default_output_dir(model: str, data: str) -> Path:
-    return Path("runs") / "eval" / f"{Path(model).resolve().name}-{Path(data).stem}"
+def _default_output_dir(model: str, data: Sequence[str], decoding: str) -> Path:
+    name = f"{Path(model).resolve().name}-{Path(data[0]).stem}" + (f"+{len(data) - 1}" if len(data) > 1 else "")
+    return Path("runs") / "eval" / (name if decoding == "model" else f"{name}-{decoding}")
 
 
 def evaluate(args: argparse.Namespace) -> dict:
@@ -270,12 +307,13 @@ def evaluate(args: argparse.Namespace) -> dict:
         raise EvaluationError(f"--label-map {args.label_map!r} is neither a file nor a built-in map ({', '.join(LABEL_MAPS)})")
     if args.label_map and builtin_map is None and args.format != "conll":
         raise EvaluationError("a label map file converts CoNLL gold data: use it with --format conll")
-    documents = load_gold(args.data, args.format, None if builtin_map else args.label_map)
+    documents = [document for path in args.data for document in load_gold(path, args.format, None if builtin_map else args.label_map)]
     onnx = is_onnx_dir(args.model)
     if not onnx and not (Path(args.model) / "config.json").is_file():
         raise EvaluationError(f"{args.model} is neither a model directory (config.json) nor an ONNX export (model.onnx)")
-    print(f"evaluating {args.model} ({'ONNX, serving runtime' if onnx else 'PyTorch'}) on {len(documents)} document(s) of {args.data}", file=sys.stderr)
-    predicted = predict_with_onnx(args.model, documents) if onnx else predict_with_pytorch(args.model, documents)
+    decoding = "" if args.decoding == "model" else f", decoding: {args.decoding}"
+    print(f"evaluating {args.model} ({'ONNX, serving runtime' if onnx else 'PyTorch'}{decoding}) on {len(documents)} document(s) of {', '.join(args.data)}", file=sys.stderr)
+    predicted = predict_with_onnx(args.model, documents, args.decoding) if onnx else predict_with_pytorch(args.model, documents, args.decoding)
     gold = [gold_tags(d) for d in documents]
     per_source = None
     if builtin_map:
@@ -291,11 +329,12 @@ def evaluate(args: argparse.Namespace) -> dict:
     text = report_text(gold, predicted, args.strict)
     report = entity_report(gold, predicted, args.strict)
     errors = [e for d, g, p in zip(documents, gold, predicted) for e in entity_errors(d, segment_words(d.text), g, p, args.strict)]
-    output_dir = Path(args.output_dir) if args.output_dir else _default_output_dir(args.model, args.data)
+    output_dir = Path(args.output_dir) if args.output_dir else _default_output_dir(args.model, args.data, args.decoding)
     summary = {
         "model": str(args.model),
         "runtime": "onnx" if onnx else "pytorch",
-        "data": str(args.data),
+        "data": [str(path) for path in args.data],
+        "decoding": args.decoding,
         "format": args.format,
         "label_map": args.label_map,
         "mode": "strict IOB2" if args.strict else "default",

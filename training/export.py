@@ -260,6 +260,7 @@ def build_runtime_config(model, tokenizer, name: str, quantization: str, max_len
         embedding_rows=model.get_input_embeddings().num_embeddings,
         quantization=quantization,
         normalization=describe_normalizer(backend_json) + " (offsets always index the original text)",
+        tag_transitions=getattr(model.config, "tag_transitions", None),
     )
 
 

@@ -1,7 +1,8 @@
 """Word-level prediction with a PyTorch token-classification model, the way serving predicts.
 
 Same word segmentation and sentences (``serving.text``), same windows (``serving.encoding``), each
-word read from the window where it sits most centrally, and its tag decided on its first sub-word.
+word read from the window where it sits most centrally, its tag probabilities those of its first
+sub-word, and the tags decoded by ``serving.decoding`` with the model's tag-transition prior.
 Cross-validation and ``training.evaluate`` both predict through ``WordPredictor``, so the scores
 they report are those of the decision the served model makes.
 """
@@ -10,12 +11,13 @@ from __future__ import annotations
 
 from typing import Iterable, Sequence
 
+import numpy as np
 import torch
 from tqdm.auto import tqdm
 from transformers import AutoModelForTokenClassification, AutoTokenizer
 
+from serving.decoding import TagDecoder
 from serving.encoding import WordSource, encode_segment, subword_ids_per_word
-from serving.schema import OUTSIDE
 from serving.text import Token, segment_words, sentence_ranges
 
 from .data import default_overlap, usable_max_length
@@ -36,7 +38,8 @@ class WordPredictor:
         self.max_length = usable_max_length(model.config, max_length or saved_max_length(tokenizer))
         self.overlap = default_overlap(self.max_length) if overlap is None else overlap
         self.batch_size = batch_size
-        self.id2label = {int(i): label for i, label in model.config.id2label.items()}
+        id2label = {int(i): label for i, label in model.config.id2label.items()}
+        self.decoder = TagDecoder([id2label[i] for i in range(len(id2label))], getattr(model.config, "tag_transitions", None))
 
     def _encode(self, texts: Sequence[str]) -> tuple[list[list[Token]], list[list[int]], list[list[WordSource]]]:
         """Words of each text, the input ids of all windows, and where each text's words are read
@@ -57,8 +60,8 @@ class WordPredictor:
         return all_tokens, windows, all_sources
 
     @torch.inference_mode()
-    def _run(self, batch: Sequence[Sequence[int]]) -> list[list[int]]:
-        """Arg-max label id at every position of each window of the batch."""
+    def _run(self, batch: Sequence[Sequence[int]]) -> list[np.ndarray]:
+        """Log probabilities of every label at every position of each window of the batch."""
         device = next(self.model.parameters()).device
         width = max(len(ids) for ids in batch)
         pad_id = self.tokenizer.pad_token_id or 0
@@ -68,7 +71,7 @@ class WordPredictor:
             input_ids[row, : len(ids)] = torch.tensor(ids)
             attention_mask[row, : len(ids)] = 1
         logits = self.model(input_ids=input_ids.to(device), attention_mask=attention_mask.to(device)).logits
-        return logits.argmax(dim=-1).tolist()
+        return list(torch.log_softmax(logits.float(), dim=-1).cpu().numpy())
 
     def predict(self, texts: Sequence[str], progress: bool = False) -> list[tuple[list[Token], list[str]]]:
         """For each text, its words and one predicted tag per word (O for a word with no sub-words)."""
@@ -76,19 +79,21 @@ class WordPredictor:
         # Similar lengths together waste less padding; the order of windows does not affect results.
         ordered = sorted(range(len(windows)), key=lambda i: len(windows[i]))
         batches = [ordered[i : i + self.batch_size] for i in range(0, len(ordered), self.batch_size)]
-        label_ids: list[list[int]] = [[]] * len(windows)
+        window_rows: list[np.ndarray] = [np.empty(0)] * len(windows)
         was_training = self.model.training
         self.model.eval()
         try:
             for batch in _progress(batches, progress, "predicting"):
-                for index, window_label_ids in zip(batch, self._run([windows[i] for i in batch])):
-                    label_ids[index] = window_label_ids
+                for index, rows in zip(batch, self._run([windows[i] for i in batch])):
+                    window_rows[index] = rows
         finally:
             self.model.train(was_training)
         results = []
         for tokens, sources in zip(all_tokens, all_sources):
-            tags = [OUTSIDE if s.position < 0 else self.id2label[label_ids[s.window][s.position]] for s in sources]
-            results.append((tokens, tags))
+            read = [word for word, source in enumerate(sources) if source.position >= 0]
+            rows = np.stack([window_rows[sources[word].window][sources[word].position] for word in read]) if read else np.zeros((0, len(self.decoder.labels)))
+            label_ids = self.decoder.decode_words(rows, read, len(sources))
+            results.append((tokens, [self.decoder.labels[i] for i in label_ids]))
         return results
 
 

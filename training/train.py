@@ -42,12 +42,15 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Sequence
 
+import numpy as np
+import torch
 from datasets import Dataset
 from transformers import DataCollatorForTokenClassification, EarlyStoppingCallback, TrainingArguments
 from transformers.training_args import ParallelMode
 
 from serving.annotation import Document, atomic_write_text
-from serving.schema import ENTITY_LABELS, ID_TO_TAG
+from serving.decoding import TagDecoder, count_transitions, transition_probabilities
+from serving.schema import BIO_TAGS, ENTITY_LABELS
 from serving.text import segment_words
 
 from .base_model import DEFAULT_BASE_MODEL, BaseModelError, load_pretrained, randomly_initialised
@@ -197,8 +200,9 @@ def training_arguments(settings: TrainSettings, work_dir: Path, with_dev: bool, 
     )
 
 
-def predicted_by_segment(predicted_ids, examples: Sequence[dict], segments: Sequence[Segment]) -> list[list[str]]:
-    """Regroup windowed eval outputs into one predicted tag per word of each segment.
+def predicted_by_segment(log_probabilities, examples: Sequence[dict], segments: Sequence[Segment], decoder: TagDecoder) -> list[list[str]]:
+    """Regroup windowed eval outputs (log probabilities per position and label) into each
+    segment's words and decode them into one tag per word (``serving.decoding``).
 
     Each word is labelled in one window only (``encode_examples(label_every_window=False)``), at
     the position ``word_index`` records; a word without a position (its sub-words normalised away,
@@ -206,18 +210,24 @@ def predicted_by_segment(predicted_ids, examples: Sequence[dict], segments: Sequ
 
     >>> segment = Segment("d", (), ("O", "B-PERS", "O"))
     >>> examples = [{"word_index": [-1, 0, 1, -1], "segment": 0}]
-    >>> predicted_by_segment([[0, 0, 1, 0]], examples, [segment])
+    >>> rows = np.log([[[0.9, 0.05, 0.05]] * 2 + [[0.1, 0.8, 0.1]] + [[0.9, 0.05, 0.05]]])
+    >>> predicted_by_segment(rows, examples, [segment], TagDecoder(("O", "B-PERS", "I-PERS"), None))
     [['O', 'B-PERS', 'O']]
     """
-    predicted = [["O"] * len(segment.tags) for segment in segments]
-    for example, predictions in zip(examples, predicted_ids):
-        for word, prediction in zip(example["word_index"], predictions):
+    read: list[dict[int, np.ndarray]] = [{} for _ in segments]
+    for example, rows in zip(examples, log_probabilities):
+        for position, word in enumerate(example["word_index"]):
             if word >= 0:
-                predicted[example["segment"]][word] = ID_TO_TAG[int(prediction)]
+                read[example["segment"]][word] = rows[position]
+    predicted = []
+    for segment, rows_by_word in zip(segments, read):
+        words = sorted(rows_by_word)
+        rows = np.stack([rows_by_word[word] for word in words]) if words else np.zeros((0, len(decoder.labels)))
+        predicted.append([decoder.labels[i] for i in decoder.decode_words(rows, words, len(segment.tags))])
     return predicted
 
 
-def dev_scorer(dev_segments: Sequence[Segment], dev: Sequence[tuple[str, Document]], dev_examples: Sequence[dict]):
+def dev_scorer(dev_segments: Sequence[Segment], dev: Sequence[tuple[str, Document]], dev_examples: Sequence[dict], decoder: TagDecoder):
     """``compute_metrics`` for the Trainer: each source's entity F1 on its coverage, and their mean
     as ``f1`` (the model-selection metric)."""
     scorings = scorings_by_source([document for _, document in dev], [name for name, _ in dev])
@@ -225,7 +235,7 @@ def dev_scorer(dev_segments: Sequence[Segment], dev: Sequence[tuple[str, Documen
     gold = [segment.tags for segment in dev_segments]
 
     def compute_metrics(prediction) -> dict:
-        predicted = predicted_by_segment(prediction.predictions, dev_examples, dev_segments)
+        predicted = predicted_by_segment(prediction.predictions, dev_examples, dev_segments, decoder)
         grouped = scored_by_source(sources, gold, predicted, scorings)
         metrics = {f"f1_{name}": entity_scores(gold_tags_, guess)["f1"] for name, (gold_tags_, guess) in grouped.items()}
         metrics["f1"] = sum(metrics.values()) / len(metrics)
@@ -261,12 +271,20 @@ def train_model(data: TrainingData, source: ModelSource, settings: TrainSettings
     overlap = default_overlap(max_length)
 
     examples_per_source: dict[str, list[dict]] = {}
-    encoded: dict[int, list[dict]] = {}  # a document repeated by its weight is encoded once
+    encoded: dict[int, tuple[list[Segment], list[dict]]] = {}  # a document repeated by its weight is encoded once
+    transitions: Counter = Counter()
     for name, documents in weighted_documents(data.train, data.weights, settings.seed).items():
         for document in documents:
             if id(document) not in encoded:
-                encoded[id(document)] = encode_examples(document_segments(document, name), tokenizer, max_length, overlap, loss=settings.loss)
-            examples_per_source.setdefault(name, []).extend(encoded[id(document)])
+                segments = document_segments(document, name)
+                encoded[id(document)] = segments, encode_examples(segments, tokenizer, max_length, overlap, loss=settings.loss)
+            segments, examples = encoded[id(document)]
+            examples_per_source.setdefault(name, []).extend(examples)
+            transitions.update(count_transitions(segment.tags for segment in segments))
+    # The decoding prior (serving.decoding): how tags follow each other in what the model trains on.
+    # Saved in config.json, exported into ner_config.json.
+    model.config.tag_transitions = transition_probabilities(transitions)
+    decoder = TagDecoder(BIO_TAGS, model.config.tag_transitions)
     train_examples = [example for examples in examples_per_source.values() for example in examples]
     dev_segments = [s for name, d in data.dev for s in document_segments(d, name)]
     dev_examples = encode_examples(dev_segments, tokenizer, max_length, overlap, label_every_window=False, loss=settings.loss)
@@ -278,9 +296,9 @@ def train_model(data: TrainingData, source: ModelSource, settings: TrainSettings
         eval_dataset=Dataset.from_list(dev_examples) if with_dev else None,
         data_collator=DataCollatorForTokenClassification(tokenizer, pad_to_multiple_of=8 if (args.fp16 or args.bf16) else None),
         processing_class=tokenizer,
-        compute_metrics=dev_scorer(dev_segments, data.dev, dev_examples) if with_dev else None,
-        # Only the arg-max is needed; keeping full logits for every eval batch wastes memory.
-        preprocess_logits_for_metrics=(lambda logits, labels: logits.argmax(dim=-1)) if with_dev else None,
+        compute_metrics=dev_scorer(dev_segments, data.dev, dev_examples, decoder) if with_dev else None,
+        # Decoding needs every label's probability; float32 (bf16 logits cannot become numpy).
+        preprocess_logits_for_metrics=(lambda logits, labels: torch.log_softmax(logits.float(), dim=-1)) if with_dev else None,
         callbacks=[EarlyStoppingCallback(settings.early_stopping_patience)] if with_dev else [],
     )
     output = trainer.train()
