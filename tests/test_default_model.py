@@ -7,8 +7,6 @@ import json
 import re
 from pathlib import Path
 
-import pytest
-
 from serving import Tagger
 from serving.schema import BIO_TAGS
 
@@ -41,11 +39,6 @@ def test_default_model_tags_the_places_of_unseen_news_with_offsets_into_the_inpu
     assert not any(label == "PERS" and "وزير" in text for text, label in found)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="open (issue 11): the shipped model, chosen on the dev splits and the seeds CV, tags «بلينكن» as PERS "
-    "but «أنتوني» as EVENT; strict, so a model that gets the whole name fails this marker and it must go",
-)
 def test_default_model_tags_the_whole_person_of_unseen_news():
     assert ("أنتوني بلينكن", "PERS") in blinken_entities()
 
