@@ -24,10 +24,11 @@ BENTOML = Path(sys.executable).with_name("bentoml")
 
 
 # Adaptive batching runs a text in one padded batch with other requests' texts, and the int8 model's
-# dynamic quantisation scales activations per batch: scores move in the 3rd decimal (up to 0.006
-# measured with models/default: a seed article alone and batched with copies of itself). Entities
-# (text, label, offsets) must not move at all.
-SCORE_TOLERANCE = 1e-2
+# dynamic quantisation scales activations per batch, so scores move: up to 0.031 measured with
+# models/default (seed article 000 alone and batched with 3 copies of itself; 0.006 before the Viterbi
+# decoder, which also chooses tags of middling probability, whose scores move most). Entities (text,
+# label, offsets) must not move at all.
+SCORE_TOLERANCE = 5e-2
 
 
 def same_result(got: dict, expected: dict, tolerance: float = SCORE_TOLERANCE) -> bool:
