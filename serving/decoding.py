@@ -8,7 +8,8 @@ The decoder picks the sequence maximising
     sum_i log p(tag_i | text) + log P(kind(tag_{i-1}, tag_i))
 
 where p is the model's softmax for word i and P the frequency of that kind of transition in the
-tags the model was trained on (the text starts after an O). The kinds are label-agnostic, so a
+tags the model was trained on (the text, and each of its sentences, starts after an O: an entity
+never runs on into the next sentence, as in training, where each sentence is a segment). The kinds are label-agnostic, so a
 label seen rarely still gets well-estimated transitions:
 
     O>O, O>B       after O: stay outside, or open an entity
@@ -28,7 +29,7 @@ with ``TagDecoder``, so the scores training reports are those of the served deci
 from __future__ import annotations
 
 from collections import Counter
-from typing import Iterable, Mapping, Sequence
+from typing import Collection, Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -129,17 +130,27 @@ class TagDecoder:
 
         self.start = np.array([score(OUTSIDE, tag) for tag in self.labels])
         self.transitions = np.array([[score(previous, tag) for tag in self.labels] for previous in self.labels])
+        # At a sentence's first word, whatever came before, the sequence starts again after an O.
+        self.restart = np.tile(self.start, (len(self.labels), 1))
         self.outside_id = self.labels.index(OUTSIDE)
 
-    def best_path(self, log_probabilities: np.ndarray) -> list[int]:
+    def best_path(self, log_probabilities: np.ndarray, sentence_starts: Collection[int] = ()) -> list[int]:
         """The label ids of the best sequence for one text: ``log_probabilities`` has a row per
-        word (log softmax of the model's output), a column per label."""
+        word (log softmax of the model's output), a column per label; ``sentence_starts`` are the
+        indices of the words that begin a sentence (no I- there).
+
+        >>> decoder = TagDecoder(("O", "B-OCC", "I-OCC"), None)
+        >>> probabilities = np.log(np.array([[0.1, 0.8, 0.1], [0.1, 0.2, 0.7]]))  # «الوزير» | «السفير»
+        >>> decoder.best_path(probabilities), decoder.best_path(probabilities, sentence_starts={1})
+        ([1, 2], [1, 1])
+        """
         if len(log_probabilities) == 0:
             return []
+        restarts = set(sentence_starts)
         score = self.start + log_probabilities[0]
         backpointers = np.empty((len(log_probabilities), len(self.labels)), dtype=np.intp)
         for i in range(1, len(log_probabilities)):
-            candidates = score[:, None] + self.transitions
+            candidates = score[:, None] + (self.restart if i in restarts else self.transitions)
             backpointers[i] = candidates.argmax(axis=0)
             score = candidates[backpointers[i], np.arange(len(self.labels))] + log_probabilities[i]
         path = [int(score.argmax())]
@@ -147,9 +158,10 @@ class TagDecoder:
             path.append(int(backpointers[i, path[-1]]))
         return path[::-1]
 
-    def decode_words(self, log_probabilities: np.ndarray, read_words: Sequence[int], word_count: int) -> list[int]:
+    def decode_words(self, log_probabilities: np.ndarray, read_words: Sequence[int], word_count: int, sentence_starts: Collection[int] = ()) -> list[int]:
         """The best label ids for ``word_count`` words of which only ``read_words`` (ascending) have
-        a row in ``log_probabilities``: the others (no sub-words) are O.
+        a row in ``log_probabilities``: the others (no sub-words) are O. ``sentence_starts``: the
+        first word of each sentence (see ``best_path``).
 
         >>> decoder = TagDecoder(("O", "B-PERS", "I-PERS"), None)
         >>> decoder.decode_words(np.log(np.array([[0.2, 0.7, 0.1], [0.3, 0.1, 0.6]])), [0, 2], 3)
@@ -159,4 +171,4 @@ class TagDecoder:
         rows[:, self.outside_id] = 0.0
         if len(read_words):
             rows[np.asarray(read_words)] = log_probabilities
-        return self.best_path(rows)
+        return self.best_path(rows, sentence_starts)

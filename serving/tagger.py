@@ -9,8 +9,8 @@ The runtime directory (written by ``python -m training.export``) holds ``model.o
    ``serving.encoding.encode_segment``; each word is read from the window where it sits most
    centrally, so nothing is truncated and every word has context on both sides;
 3. the windows of all texts of one call are sorted by length and run in batches (little padding);
-4. a word's tag probabilities are the softmax over its first sub-word's logits; the text's tags are
-   the most probable IOB2 sequence under the model's tag-transition prior (``serving.decoding``),
+4. a word's tag probabilities are the softmax over its first sub-word's logits; each sentence's tags
+   are the most probable IOB2 sequence under the model's tag-transition prior (``serving.decoding``),
    decoded into spans by ``serving.spans``; an entity's score is the mean probability of its words' tags.
 
 Only onnxruntime, tokenizers and numpy are needed: no torch, no transformers.
@@ -143,6 +143,7 @@ class EncodedText:
     tokens: list[Token]
     windows: list[list[int]]
     word_sources: list[WordSource]
+    sentence_starts: list[int]  # index of each sentence's first word
 
 
 class Batch(NamedTuple):
@@ -348,14 +349,16 @@ class Tagger:
     def _encode_text(self, text: str, tokens: list[Token], word_ids: list[list[int]]) -> EncodedText:
         windows: list[list[int]] = []
         sources: list[WordSource] = []
+        sentence_starts: list[int] = []
         for first, end in sentence_ranges(text, tokens):
+            sentence_starts.append(first)
             encoded, segment_sources = encode_segment(
                 word_ids[first:end], self.config.max_length, self.config.window_overlap, self.config.cls_id, self.config.sep_id
             )
             # Window indices count from the text's first window, not the sentence's.
             sources.extend(WordSource(len(windows) + source.window, source.position) for source in segment_sources)
             windows.extend(window.input_ids for window in encoded)
-        return EncodedText(tokens, windows, sources)
+        return EncodedText(tokens, windows, sources, sentence_starts)
 
     def batches(self, windows: Sequence[Sequence[int]]) -> list[Batch]:
         """Padded batches covering ``windows``, shortest first (see ``plan_batches``)."""
@@ -410,7 +413,7 @@ class Tagger:
         rows = [window_logits[encoded.word_sources[i].window][encoded.word_sources[i].position] for i in readable]
         probabilities = softmax(np.stack(rows)) if rows else np.zeros((0, len(self.labels)))
         with np.errstate(divide="ignore"):  # a probability of 0 is an impossible tag: log -inf, never chosen
-            chosen = self.decoder.decode_words(np.log(probabilities), readable, len(encoded.tokens))
+            chosen = self.decoder.decode_words(np.log(probabilities), readable, len(encoded.tokens), encoded.sentence_starts)
         tags = [self.labels[label_id] for label_id in chosen]
         # Plain Python values from here: per-entity numpy calls would cost more than the maths.
         confidence = [1.0] * len(encoded.tokens)  # a word without sub-words is O for certain

@@ -69,6 +69,23 @@ def test_the_prior_joins_a_name_the_argmax_splits():
     assert tag_ranges(decoded) == [(0, 3, "PERS")]
 
 
+def test_each_sentence_is_decoded_as_a_text_of_its_own():
+    """With sentence starts, the best path of a text is its sentences' best paths end to end: no I-
+    at a sentence's first word, and no transition prior across the boundary."""
+    decoder = TagDecoder(LABELS, PRIOR)
+    rng = np.random.default_rng(5)
+    starts = [0, 4, 5, 9]
+    ends = [*starts[1:], 12]
+    crossed = 0
+    for _ in range(100):
+        log_probabilities = np.log(rng.dirichlet(np.full(len(LABELS), 0.5), size=12))
+        by_sentence = [tag for start, end in zip(starts, ends) for tag in decoder.best_path(log_probabilities[start:end])]
+        assert decoder.best_path(log_probabilities, sentence_starts=starts) == by_sentence
+        assert decoder.decode_words(log_probabilities, list(range(12)), 12, starts) == by_sentence
+        crossed += decoder.best_path(log_probabilities) != by_sentence
+    assert crossed > 0  # decoding the whole text as one sequence does differ
+
+
 def test_words_without_sub_words_are_outside_and_end_an_entity():
     decoder = TagDecoder(LABELS, PRIOR)
     read = np.log(np.array([[0.01, 0.98, 0.01, 0.0, 0.0], [0.01, 0.01, 0.98, 0.0, 0.0]]) + 1e-9)

@@ -16,7 +16,7 @@ import serving
 from serving import tagger as tagger_module
 from serving.schema import ENTITY_LABELS
 from serving.tagger import Entity, ModelDirError, Tagger
-from serving.text import segment_words
+from serving.text import segment_words, sentence_ranges
 
 ROOT = Path(__file__).resolve().parents[1]
 SEED_TEXTS = [path.read_text(encoding="utf-8") for path in sorted((ROOT / "seeds").glob("*.txt"))]
@@ -154,6 +154,21 @@ def test_one_sentence_longer_than_the_model_is_windowed_not_truncated(tagger):
     assert_well_formed(text, entities)
     tail = [e.text for e in entities if e.start >= len(text) - len(ENTITY_SENTENCE)]
     assert "موسكو" in tail, tail
+
+
+def test_each_sentence_is_tagged_as_if_it_were_a_text_of_its_own(fp32_tagger):
+    """Sentences have their own windows, and the decoder starts again at each one: an entity never
+    runs on from one sentence into the next, so the whole text's entities are its sentences'."""
+    text = SEED_TEXTS[0]
+    tokens = segment_words(text)
+    encoded = fp32_tagger.encode([text])[0]
+    assert encoded.sentence_starts == [first for first, _ in sentence_ranges(text, tokens)]
+    assert len(encoded.sentence_starts) > 5
+    bounds = [(tokens[first].start, tokens[end - 1].end) for first, end in sentence_ranges(text, tokens)]
+    one_by_one = fp32_tagger.tag([text[start:end] for start, end in bounds])
+    shifted = [(start + e.start, start + e.end, e.label) for (start, _), entities in zip(bounds, one_by_one) for e in entities]
+    (whole,) = fp32_tagger.tag([text])
+    assert [(e.start, e.end, e.label) for e in whole] == shifted
 
 
 def test_fp32_batch_results_equal_one_by_one_results_exactly(fp32_tagger):

@@ -46,7 +46,7 @@ import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Collection, Sequence
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -158,7 +158,7 @@ class ArgmaxDecoder:
     def __init__(self, labels: Sequence[str]):
         self.labels = tuple(labels)
 
-    def decode_words(self, log_probabilities: np.ndarray, read_words: Sequence[int], word_count: int) -> list[int]:
+    def decode_words(self, log_probabilities: np.ndarray, read_words: Sequence[int], word_count: int, sentence_starts: Collection[int] = ()) -> list[int]:
         label_ids = [self.labels.index(OUTSIDE)] * word_count
         for word, label_id in zip(read_words, log_probabilities.argmax(axis=1).tolist()):
             label_ids[word] = label_id
