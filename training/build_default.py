@@ -85,17 +85,19 @@ class Arm:
 STAGE_RECORD = "build_stage.json"
 
 
-def stage_fingerprint(argv: Sequence[str], base: str) -> dict:
-    """What a stage's result depends on: its command line, the recipe and data files it reads and the
-    base's weights (hashed; a hub id stands for itself)."""
+def stage_fingerprint(argv: Sequence[str], base: str, random_init: bool = False) -> dict:
+    """What a stage's result depends on: its command line, the recipe and data files it reads and
+    what it reads of the base (hashed; a hub id stands for itself): its weights, or, from random
+    weights, only its architecture and tokenizer (a new pre-training of the same encoder leaves such a
+    stage valid)."""
     recipe = Path(argv[argv.index("--recipe") + 1])
     inputs = [recipe, *(Path(entry["path"]) for entry in tomllib.loads(recipe.read_text(encoding="utf-8"))["sources"])]
+    fingerprint = {"argv": list(argv), "files": {str(path): file_sha256(path) for path in inputs}}
+    if random_init:
+        architecture = [Path(base) / name for name in ("config.json", "tokenizer.json")]
+        return fingerprint | {"base_architecture": {path.name: file_sha256(path) for path in architecture if path.is_file()} or base}
     weights = Path(base) / "model.safetensors"
-    return {
-        "argv": list(argv),
-        "files": {str(path): file_sha256(path) for path in inputs},
-        "base_weights": file_sha256(weights) if weights.is_file() else base,
-    }
+    return fingerprint | {"base_weights": file_sha256(weights) if weights.is_file() else base}
 
 
 def train_stage(recipe: str, base: str, output: Path, stage_args: Sequence[str], random_init: bool = False, cv: bool = False, retrain: bool = False) -> dict:
@@ -105,7 +107,7 @@ def train_stage(recipe: str, base: str, output: Path, stage_args: Sequence[str],
     argv = ["--recipe", recipe, "--base-model", base, "--output", str(output), "--overwrite", "--no-progress", *stage_args]
     argv += ["--random-init"] if random_init else []
     argv += ["--cv", "--cv-source", "seeds"] if cv else []
-    fingerprint = stage_fingerprint(argv, base)
+    fingerprint = stage_fingerprint(argv, base, random_init)
     record = output / STAGE_RECORD
     if not retrain and record.is_file() and read_json(record)["fingerprint"] == fingerprint:
         log(f"== reusing {output} (trained by an earlier run with the same command, data and base)")
@@ -401,7 +403,7 @@ while training on everything else: **{cv['pooled']['micro avg']['f1-score']:.3f}
 3. Stage 2 (`{STAGE2_RECIPE}`): the seed articles (weight 6) and Wojood (2), our conventions, with a replay
    of the corpora (0.05-0.15): mean per-source dev F1 {dev['f1']:.3f}.
 
-4. Decoding (`serving/decoding.py`): each text's tags are the most probable IOB2 sequence under the
+4. Decoding (`serving/decoding.py`): each sentence's tags are the most probable IOB2 sequence under the
    model's tag-transition prior, counted from the tags stage 2 trained on (`tag_transitions` in
    `ner_config.json`); the dev figures here are decoded that way, as `/tag` decodes.
 

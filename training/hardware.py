@@ -35,6 +35,15 @@ def resolve_precision(choice: str) -> str:
     return "bf16" if cpu_has_bf16_units() else "fp32"
 
 
+def device_name() -> str:
+    """The device training runs on, for model cards: the GPU's name, or the CPU threads."""
+    import torch
+
+    if torch.cuda.is_available():
+        return torch.cuda.get_device_name(0)
+    return f"CPU, {torch.get_num_threads()} threads" + (", AMX bf16" if cpu_has_bf16_units() else "")
+
+
 def trainer_device_arguments(precision: str) -> dict:
     """TrainingArguments keys for the device, precision and distributed backend."""
     import torch
@@ -50,6 +59,8 @@ def trainer_device_arguments(precision: str) -> dict:
         "ddp_backend": "gloo" if not cuda and int(os.environ.get("WORLD_SIZE", "1")) > 1 else None,
         # Without it, accelerate leaves a CPU torchrun process undistributed: each rank would train alone.
         "use_cpu": not cuda,
-        "dataloader_num_workers": 0,
+        # On a GPU, batches are made by worker processes: pre-training's whole-word masking runs in Python
+        # per sequence and would keep the GPU waiting. On a CPU the cores are busy with the model.
+        "dataloader_num_workers": min(8, (os.cpu_count() or 1) // 2) if cuda else 0,
         "dataloader_pin_memory": cuda,
     }

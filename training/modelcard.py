@@ -189,7 +189,7 @@ def render_model_card(info: dict) -> str:
         f"- git commit: `{info['git_commit']}`",
         f"- date: {info['date']}",
         f"- command: `{info['command']}`",
-        f"- training time: {info['train_runtime_s']:.0f} s",
+        f"- training time: {info['train_runtime_s']:.0f} s" + (f" on {info['device']}, {info['processes']} process(es)" if info.get("device") else ""),
         "",
         "## Use",
         "",

@@ -63,7 +63,7 @@ from serving.encoding import subword_ids_per_word
 from serving.text import fold_marks_and_alef, segment_words
 
 from .base_model import BaseModelError, load_pretrained
-from .hardware import PRECISIONS, trainer_device_arguments
+from .hardware import PRECISIONS, device_name, trainer_device_arguments
 from .model_dir import publish, staging_dir_for
 from .scratch import ScratchSizes, add_size_arguments, check_size_arguments, sizes_from_arguments
 from .modelcard import file_sha256, git_commit, json_text
@@ -736,6 +736,8 @@ def run_record(args, model, tokenizer, stats: CorpusStats, train_sequences: Pack
             "mlm_probability": args.mlm_probability,
             "masking": "whole words (serving/text.py segmentation), dynamic",
             "precision": "bf16" if trainer.args.bf16 else "fp16" if trainer.args.fp16 else "fp32",
+            "device": device_name(),
+            "dataloader_workers": trainer.args.dataloader_num_workers,
             "saved_dtype": args.save_dtype,
             "seed": args.seed,
         },

@@ -56,7 +56,7 @@ from serving.text import segment_words
 from .base_model import DEFAULT_BASE_MODEL, BaseModelError, load_pretrained, randomly_initialised
 from .cv import cross_validate
 from .data import InvalidDataError, Segment, default_overlap, document_segments, encode_examples, usable_max_length
-from .hardware import PRECISIONS, trainer_device_arguments
+from .hardware import PRECISIONS, device_name, trainer_device_arguments
 from .loss import LOSSES, PartialLabelTrainer
 from .model_dir import publish, staging_dir_for
 from .modelcard import file_sha256, git_commit, json_text, label_counts, render_model_card, write_training_curve
@@ -547,6 +547,7 @@ def run_record(args: argparse.Namespace, recipe: Recipe, splits: Sequence[Source
         "train_loss": trained.train_loss,
         "epochs_run": max((e["epoch"] for e in trained.log_history if "loss" in e), default=0.0),
         "processes": trained.processes,
+        "device": device_name(),
         "optimizer_steps": trained.optimizer_steps,
         "training_windows": trained.training_windows,
         "training_set": fit_scores(trained, sample),
