@@ -3,7 +3,7 @@
 #   make test    - .venv with everything, then the whole test suite
 # Rebuilding the shipped models (README, "The default model"):
 #   make default-model     - models/default from the corpora and the seeds (the arm chosen by compare-encoders)
-#   make encoder           - the pre-trained encoder models/arabic-bert-small and its step-1000 snapshot
+#   make encoder           - the pre-trained encoder models/arabic-bert-small (a GPU job: 6 min on one H100)
 #   make compare-encoders  - the recipe from the encoder and from random weights; records the choice
 SHELL := /bin/bash
 VENV ?= .venv
@@ -17,7 +17,7 @@ export NER_MODEL_DIR
 
 # The shipped model, from public data (see README "The default model"):
 #   make corpora            - convert annotations/corpora/* with their label maps into runs/corpora/*.jsonl (seconds)
-#   make encoder            - pre-train the encoder models/$(ENCODER_NAME) (about 2 h on 2 cores with AMX; cached in the repo)
+#   make encoder            - pre-train the encoder models/$(ENCODER_NAME) (6 min on one H100, about 21 h on 2 cores; cached in the repo)
 #   make default-model      - fine-tune it in two stages, cross-validate over the seeds, export int8 ONNX to models/default
 #   make compare-encoders   - the same recipe also from random weights: does pre-training pay?
 #   make default-model BASE=ID_OR_DIR NAME=X - the same recipe from another base (CAMeLBERT, a local dir) into models/X
@@ -35,8 +35,9 @@ CORPUS_FILES_wojood := annotations/corpora/wojood-sample/train.txt annotations/c
 CORPUS_FILES_aqmar := $(sort $(wildcard annotations/corpora/aqmar/*.txt))
 # Pre-training reads the legislation and the training parts of the corpora: no dev document, no seed article.
 PRETRAIN_TEXT := $(sort $(wildcard annotations/corpora/raw/*.txt.xz)) $(foreach c,anercorp newsfane wikifane aqmar wojood,runs/splits/$(c).train.jsonl)
+# 9,500 steps of 256 sequences (39 epochs): what fitted a lent H100 session (README, "The default model").
 PRETRAIN_ARGS := --hidden-size 384 --layers 6 --heads 6 --intermediate-size 1536 --vocab-size 24000 --max-length 128 \
-	--batch-size 64 --learning-rate 5e-4 --save-steps 500 --save-dtype float16 --seed 42
+	--batch-size 256 --learning-rate 7e-4 --max-steps 9500 --save-steps 500 --save-dtype float16 --seed 42
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -80,10 +81,8 @@ runs/splits/splits.json: training/recipes/default-stage1.toml corpora
 
 splits: runs/splits/splits.json
 
-# Also writes $(ENCODER)-step1000, the same run after one epoch: the smaller pre-training budget (not shipped), compared
-# in the first comparison (README): python -m training.build_default --encoder $(ENCODER) --compare none,$(ENCODER)-step1000
 encoder: splits
-	$(PY) -m training.pretrain --text $(PRETRAIN_TEXT) --output $(ENCODER) --epochs 3 --snapshot-steps 1000 $(PRETRAIN_MODE) $(PRETRAIN_ARGS)
+	$(PY) -m training.pretrain --text $(PRETRAIN_TEXT) --output $(ENCODER) $(PRETRAIN_MODE) $(PRETRAIN_ARGS)
 
 compare-encoders: corpora
 	$(PY) -m training.build_default --encoder $(ENCODER) --output models/default --compare none
