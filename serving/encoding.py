@@ -7,8 +7,10 @@ so labels sit on exactly the sub-words the served model reads.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import NamedTuple, Protocol, Sequence
 
+from .text import Token, sentence_ranges
 from .windows import EncodedWindow, central_window_of_words, encode_window, plan_windows
 
 
@@ -57,3 +59,36 @@ def encode_segment(
         for word, w in enumerate(central_window_of_words(counts, windows))
     ]
     return encoded, sources
+
+
+@dataclass(frozen=True)
+class EncodedText:
+    """One text ready for the model: its words, its windows' input ids, each word's source and the
+    first word of each sentence (where decoding starts again)."""
+
+    tokens: list[Token]
+    windows: list[list[int]]
+    word_sources: list[WordSource]  # window indices count from the text's first window
+    sentence_starts: list[int]
+
+
+def encode_text(text: str, tokens: Sequence[Token], word_ids: Sequence[Sequence[int]], max_length: int, overlap: int, cls_id: int, sep_id: int) -> EncodedText:
+    """A text's words (``tokens``, with their ``word_ids``) as windows, sentence by sentence: no
+    window spans two sentences (``serving.text.sentence_ranges``), as in training, where each
+    sentence is a segment.
+
+    >>> from serving.text import segment_words
+    >>> text = "زار موسكو. ثم عاد"
+    >>> encoded = encode_text(text, segment_words(text), [[5], [6], [7], [8], [9]], max_length=8, overlap=1, cls_id=1, sep_id=2)
+    >>> encoded.windows, encoded.sentence_starts
+    ([[1, 5, 6, 7, 2], [1, 8, 9, 2]], [0, 3])
+    """
+    windows: list[list[int]] = []
+    sources: list[WordSource] = []
+    sentence_starts: list[int] = []
+    for first, end in sentence_ranges(text, tokens):
+        sentence_starts.append(first)
+        encoded, segment_sources = encode_segment(word_ids[first:end], max_length, overlap, cls_id, sep_id)
+        sources.extend(WordSource(len(windows) + source.window, source.position) for source in segment_sources)
+        windows.extend(window.input_ids for window in encoded)
+    return EncodedText(list(tokens), windows, sources, sentence_starts)

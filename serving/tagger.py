@@ -6,7 +6,7 @@ The runtime directory (written by ``python -m training.export``) holds ``model.o
 1. words and sentences from ``serving.text`` (offsets into the original text, whatever marks,
    controls or scripts it holds);
 2. each sentence's words become windows of at most ``max_length`` sub-words, overlapping, through
-   ``serving.encoding.encode_segment``; each word is read from the window where it sits most
+   ``serving.encoding.encode_text``; each word is read from the window where it sits most
    centrally, so nothing is truncated and every word has context on both sides;
 3. the windows of all texts of one call are sorted by length and run in batches (little padding);
 4. a word's tag probabilities are the softmax over its first sub-word's logits; each sentence's tags
@@ -29,10 +29,10 @@ import onnxruntime as ort
 from tokenizers import Tokenizer
 
 from .decoding import TagDecoder, check_transition_probabilities
-from .encoding import WordSource, encode_segment, subword_ids_per_word
+from .encoding import EncodedText, encode_text, subword_ids_per_word
 from .schema import OUTSIDE, split_tag
 from .spans import tag_ranges, tags_to_spans
-from .text import Token, segment_words, sentence_ranges
+from .text import segment_words
 
 MODEL_FILE = "model.onnx"
 TOKENIZER_FILE = "tokenizer.json"
@@ -134,16 +134,6 @@ def _check_labels(labels: list, where: str) -> list[str]:
     if OUTSIDE not in labels:
         raise ModelDirError(f"{where}: field 'labels' has no {OUTSIDE!r} tag")
     return labels
-
-
-@dataclass(frozen=True)
-class EncodedText:
-    """One text ready for the model: its words, its windows' input ids, and each word's source."""
-
-    tokens: list[Token]
-    windows: list[list[int]]
-    word_sources: list[WordSource]
-    sentence_starts: list[int]  # index of each sentence's first word
 
 
 class Batch(NamedTuple):
@@ -339,26 +329,14 @@ class Tagger:
         distinct = list(dict.fromkeys(words))
         ids_of = dict(zip(distinct, subword_ids_per_word(self.tokenizer, distinct)))
         word_ids = [ids_of[word] for word in words]
+        config = self.config
         encoded = []
         offset = 0
         for text, tokens in zip(texts, all_tokens):
-            encoded.append(self._encode_text(text, tokens, word_ids[offset : offset + len(tokens)]))
+            text_word_ids = word_ids[offset : offset + len(tokens)]
+            encoded.append(encode_text(text, tokens, text_word_ids, config.max_length, config.window_overlap, config.cls_id, config.sep_id))
             offset += len(tokens)
         return encoded
-
-    def _encode_text(self, text: str, tokens: list[Token], word_ids: list[list[int]]) -> EncodedText:
-        windows: list[list[int]] = []
-        sources: list[WordSource] = []
-        sentence_starts: list[int] = []
-        for first, end in sentence_ranges(text, tokens):
-            sentence_starts.append(first)
-            encoded, segment_sources = encode_segment(
-                word_ids[first:end], self.config.max_length, self.config.window_overlap, self.config.cls_id, self.config.sep_id
-            )
-            # Window indices count from the text's first window, not the sentence's.
-            sources.extend(WordSource(len(windows) + source.window, source.position) for source in segment_sources)
-            windows.extend(window.input_ids for window in encoded)
-        return EncodedText(tokens, windows, sources, sentence_starts)
 
     def batches(self, windows: Sequence[Sequence[int]]) -> list[Batch]:
         """Padded batches covering ``windows``, shortest first (see ``plan_batches``)."""

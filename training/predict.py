@@ -17,8 +17,8 @@ from tqdm.auto import tqdm
 from transformers import AutoModelForTokenClassification, AutoTokenizer
 
 from serving.decoding import TagDecoder
-from serving.encoding import WordSource, encode_segment, subword_ids_per_word
-from serving.text import Token, segment_words, sentence_ranges
+from serving.encoding import EncodedText, encode_text, subword_ids_per_word
+from serving.text import Token, segment_words
 
 from .data import default_overlap, usable_max_length
 
@@ -41,26 +41,16 @@ class WordPredictor:
         id2label = {int(i): label for i, label in model.config.id2label.items()}
         self.decoder = TagDecoder([id2label[i] for i in range(len(id2label))], getattr(model.config, "tag_transitions", None))
 
-    def _encode(self, texts: Sequence[str]) -> tuple[list[list[Token]], list[list[int]], list[list[WordSource]], list[list[int]]]:
-        """Words of each text, the input ids of all windows, where each text's words are read
-        (window indices into the flat window list), and each text's sentence-initial words."""
+    def _encode(self, texts: Sequence[str]) -> list[EncodedText]:
+        """Each text's words, windows and word sources, as ``serving.tagger.Tagger`` encodes them."""
         backend = self.tokenizer.backend_tokenizer
         cls_id, sep_id = self.tokenizer.cls_token_id, self.tokenizer.sep_token_id
-        all_tokens, windows, all_sources, all_starts = [], [], [], []
+        encoded = []
         for text in texts:
             tokens = segment_words(text)
-            sources: list[WordSource] = []
-            starts: list[int] = []
-            for first, end in sentence_ranges(text, tokens):
-                starts.append(first)
-                word_ids = subword_ids_per_word(backend, [t.text for t in tokens[first:end]])
-                encoded, segment_sources = encode_segment(word_ids, self.max_length, self.overlap, cls_id, sep_id)
-                sources.extend(WordSource(len(windows) + source.window, source.position) for source in segment_sources)
-                windows.extend(window.input_ids for window in encoded)
-            all_tokens.append(tokens)
-            all_sources.append(sources)
-            all_starts.append(starts)
-        return all_tokens, windows, all_sources, all_starts
+            word_ids = subword_ids_per_word(backend, [token.text for token in tokens])
+            encoded.append(encode_text(text, tokens, word_ids, self.max_length, self.overlap, cls_id, sep_id))
+        return encoded
 
     @torch.inference_mode()
     def _run(self, batch: Sequence[Sequence[int]]) -> list[np.ndarray]:
@@ -78,7 +68,8 @@ class WordPredictor:
 
     def predict(self, texts: Sequence[str], progress: bool = False) -> list[tuple[list[Token], list[str]]]:
         """For each text, its words and one predicted tag per word (O for a word with no sub-words)."""
-        all_tokens, windows, all_sources, all_starts = self._encode(texts)
+        encoded = self._encode(texts)
+        windows = [ids for text in encoded for ids in text.windows]
         # Similar lengths together waste less padding; the order of windows does not affect results.
         ordered = sorted(range(len(windows)), key=lambda i: len(windows[i]))
         batches = [ordered[i : i + self.batch_size] for i in range(0, len(ordered), self.batch_size)]
@@ -92,11 +83,14 @@ class WordPredictor:
         finally:
             self.model.train(was_training)
         results = []
-        for tokens, sources, starts in zip(all_tokens, all_sources, all_starts):
+        first_window = 0
+        for text in encoded:
+            sources = text.word_sources
             read = [word for word, source in enumerate(sources) if source.position >= 0]
-            rows = np.stack([window_rows[sources[word].window][sources[word].position] for word in read]) if read else np.zeros((0, len(self.decoder.labels)))
-            label_ids = self.decoder.decode_words(rows, read, len(sources), starts)
-            results.append((tokens, [self.decoder.labels[i] for i in label_ids]))
+            rows = np.stack([window_rows[first_window + sources[word].window][sources[word].position] for word in read]) if read else np.zeros((0, len(self.decoder.labels)))
+            label_ids = self.decoder.decode_words(rows, read, len(sources), text.sentence_starts)
+            results.append((text.tokens, [self.decoder.labels[i] for i in label_ids]))
+            first_window += len(text.windows)
         return results
 
 
