@@ -1,9 +1,13 @@
 """Which earlier stages ``training.build_default`` may reuse: a stage is trained again exactly when
-something it reads has changed."""
+something it reads has changed; and the card's agreement table of sources that annotate the same
+dev lines."""
 
+import json
 from pathlib import Path
 
-from training.build_default import stage_fingerprint
+from serving.annotation import Document, write_documents
+from serving.spans import Span
+from training.build_default import dev_agreement, pull_tables, stage_fingerprint
 
 
 def _stage(tmp_path: Path) -> tuple[list[str], Path]:
@@ -43,3 +47,32 @@ def test_a_hub_id_stands_for_itself(tmp_path):
     argv, _ = _stage(tmp_path)
     fingerprint = stage_fingerprint(argv, "CAMeL-Lab/bert-base-arabic-camelbert-msa")
     assert fingerprint["base_weights"] == "CAMeL-Lab/bert-base-arabic-camelbert-msa"
+
+
+def test_the_card_sets_the_model_beside_how_far_two_annotations_of_the_same_dev_lines_agree(tmp_path):
+    line = "وقال مسؤول في الجيش اللبناني إن الأمم المتحدة سترسل قوة إلى بيروت ."
+    def marked(mentions):
+        return [Span(line.index(m), line.index(m) + len(m), label, m) for m, label in mentions]
+    coarse, fine, other = tmp_path / "coarse.jsonl", tmp_path / "fine.jsonl", tmp_path / "other.jsonl"
+    # The coarse corpus leaves the army unmarked; the fine one marks it and reads Beirut as a GPE.
+    write_documents(coarse, [Document("c-dev", line, marked([("الأمم المتحدة", "ORG"), ("بيروت", "GPE|LOC|FAC")]), annotated=("PERS", "ORG", "GPE", "LOC", "FAC")),
+                             Document("c-train", "خبر آخر لا يتكرر .", [])])
+    write_documents(fine, [Document("f-dev", line.replace("إن", "ان"), marked([("الجيش اللبناني", "ORG"), ("الأمم المتحدة", "ORG"), ("بيروت", "GPE")]), annotated=("PERS", "ORG", "GPE", "LOC", "FAC"))])
+    write_documents(other, [Document("o-dev", "نص مختلف تماما .", [])])
+    metrics = {
+        "data": {"sources": [{"name": "coarse", "path": str(coarse)}, {"name": "fine", "path": str(fine)}, {"name": "other", "path": str(other)}]},
+        "splits": {"sources": {"coarse": {"dev_ids": ["c-dev"]}, "fine": {"dev_ids": ["f-dev"]}, "other": {"dev_ids": ["o-dev"]}}},
+    }
+    pairs = dev_agreement(metrics)
+    assert [(p["first"], p["second"], p["lines"]) for p in pairs] == [("coarse", "fine", 1)]
+    assert pairs[0]["labels"]["ORG"] == {"matched": 1, "only_first": 0, "only_second": 1, "f1": 2 / 3}
+    assert pairs[0]["labels"]["GPE|LOC|FAC"]["matched"] == 1
+
+    per_label = {"coarse": {"ORG": 0.5, "GPE|LOC|FAC": 0.9}, "fine": {"ORG": 0.4, "GPE": 0.8}}
+    seeds = {"micro avg": {"f1-score": 0.7, "support": 3}}
+    pull = {"seeds": {"stage1": seeds, "stage2_cv": seeds}, "title_led_pers": {"stage1": [0, 1], "stage2_cv": [0, 1]},
+            "dev": {"stage1": per_label, "stage2": per_label}, "dev_agreement": json.loads(json.dumps(pairs))}
+    table = pull_tables(pull)
+    assert "coarse and fine annotate the same 1 dev lines" in table
+    assert "| ORG | 1 | 0 | 1 | 0.667 | 0.500 | 0.400 |" in table
+    assert "| GPE\\|LOC\\|FAC | 1 | 0 | 0 | 1.000 | 0.900 | 0.800 |" in table

@@ -41,6 +41,7 @@ from . import export, train
 from .label_maps import load_label_map
 from .modelcard import file_sha256, json_text, render_model_card, table_cell
 from .scoring import entity_report, gold_tags
+from .stats import sentence_agreement
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 STAGE1_RECIPE = "training/recipes/default-stage1.toml"
@@ -248,9 +249,29 @@ def title_led_persons(documents, predicted: Sequence[Sequence[str]], title_map) 
     return led, total
 
 
+def dev_agreement(metrics: dict) -> list[dict]:
+    """How far the gold of two sources agrees where their dev sets annotate the same lines (ANERcorp
+    and NewsFANE): per label of the source listed first, as ``python -m training.stats A --compare B
+    --by-sentence``. No model scored against both can be expected to agree with each more closely."""
+    dev = {}
+    for source in metrics["data"]["sources"]:
+        dev_ids = set(metrics["splits"]["sources"][source["name"]]["dev_ids"])
+        if dev_ids:
+            dev[source["name"]] = [d for d in read_documents(REPO_ROOT / source["path"]) if d.id in dev_ids]
+    pairs = []
+    names = list(dev)
+    for i, first in enumerate(names):
+        for second in names[i + 1 :]:
+            lines, by_label = sentence_agreement(dev[first], dev[second])
+            if lines:
+                pairs.append({"first": first, "second": second, "lines": lines, "labels": {label: {"matched": a.matched, "only_first": a.only_first, "only_second": a.only_second, "f1": a.f1} for label, a in by_label.items()}})
+    return pairs
+
+
 def convention_pull(stage1_dir: Path, stage1: dict, stage2: dict) -> dict:
     """Per-label F1 before and after stage 2: on the seeds (stage 1 never saw them; stage 2 by
-    cross-validation) and on every dev source; and how often a predicted PERS starts with a title."""
+    cross-validation) and on every dev source; how often a predicted PERS starts with a title; and
+    how far sources that annotate the same dev lines agree."""
     from .predict import load_predictor
 
     seeds = read_documents(REPO_ROOT / SEEDS)
@@ -263,6 +284,7 @@ def convention_pull(stage1_dir: Path, stage1: dict, stage2: dict) -> dict:
         "seeds": {"stage1": entity_report(gold, stage1_tags), "stage2_cv": entity_report(gold, stage2_tags)},
         "title_led_pers": {"stage1": title_led_persons(seeds, stage1_tags, titles), "stage2_cv": title_led_persons(seeds, stage2_tags, titles)},
         "dev": {stage: {name: {label: scores["f1-score"] for label, scores in report.items() if not label.endswith(" avg")} for name, report in metrics["dev"]["per_source"].items()} for stage, metrics in (("stage1", stage1), ("stage2", stage2))},
+        "dev_agreement": dev_agreement(stage2),
     }
 
 
@@ -281,12 +303,26 @@ def pull_tables(pull: dict) -> str:
         for label, after in labels.items():
             before = pull["dev"]["stage1"].get(name, {}).get(label)
             dev_rows.append(f"| {name} | {table_cell(label)} | {before:.3f} | {after:.3f} |" if before is not None else f"| {name} | {table_cell(label)} | | {after:.3f} |")
+    agreement = ""
+    for pair in pull.get("dev_agreement", []):
+        first, second = pair["first"], pair["second"]
+        agreement += (
+            f"\n\n{first} and {second} annotate the same {pair['lines']:,} dev lines. Their gold agrees this far "
+            f"(`python -m training.stats runs/splits/{first}.dev.jsonl --compare runs/splits/{second}.dev.jsonl --by-sentence`; "
+            f"the same stretch of text, a label in common), beside the model's F1 on each whole dev set (stage 2):\n\n"
+            f"| label | both | {first} only | {second} only | agreement F1 | model on {first} | model on {second} |\n|---|---:|---:|---:|---:|---:|---:|\n"
+        )
+        for label, a in pair["labels"].items():
+            on_first = pull["dev"]["stage2"].get(first, {}).get(label)
+            on_second = [f1 for other, f1 in pull["dev"]["stage2"].get(second, {}).items() if set(other.split("|")) <= set(label.split("|"))]
+            agreement += f"| {table_cell(label)} | {a['matched']} | {a['only_first']} | {a['only_second']} | {a['f1']:.3f} | {'' if on_first is None else f'{on_first:.3f}'} | {'' if len(on_second) != 1 else f'{on_second[0]:.3f}'} |\n"
     return (
         "On the seed articles (our guidelines; stage 1 never saw them, stage 2 scored by leave-one-article-out):\n\n"
         + "\n".join(rows)
         + f"\n\nPredicted PERS spans that start with a title word (our guidelines: the title is an OCC beside the name): "
         f"stage 1 {led1} of {total1}, stage 2 {led2} of {total2}.\n\nEntity F1 per dev source and label, before and after stage 2:\n\n"
         + "\n".join(dev_rows)
+        + agreement.rstrip("\n")
     )
 
 

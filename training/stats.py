@@ -2,11 +2,14 @@
 
     python -m training.stats annotations/seeds.jsonl
     python -m training.stats annotations/passes/pass1.jsonl --compare annotations/passes/pass2.jsonl
+    python -m training.stats runs/corpora/anercorp.jsonl --compare runs/corpora/newsfane.jsonl --by-sentence
 
 The first prints span counts per label and per document as a Markdown table; ``--compare``
 prints span-level agreement between two annotation passes of the same texts (exact start, end
 and label; precision/recall/F1 of the second pass against the first, overall and per label) and
-lists every disagreement.
+lists every disagreement. ``--by-sentence`` compares two corpora that annotate the same sentences in
+files of their own (NewsFANE re-annotates ANERcorp with other tokens, spelling, documents and
+sentence order): lines are matched on their normalised text and spans on the words they cover.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from dataclasses import dataclass
 from serving.annotation import Document, read_documents
 from serving.schema import ENTITY_LABELS
 from serving.spans import Span  # noqa: F401  (the docstring examples build spans)
+from training.splits import normalised_text
 
 
 def count_table(documents: list[Document]) -> str:
@@ -76,6 +80,66 @@ def agreement(first: list[Document], second: list[Document], label: str | None =
     return Agreement(len(a & b), len(a - b), len(b - a))
 
 
+# A span as sentence-matched agreement sees it: (the line's normalised text, start, end in it, label).
+_LineSpan = tuple[str, int, int, str]
+
+
+def spans_by_line(documents: list[Document]) -> dict[str, list[_LineSpan]]:
+    r"""Each line's spans keyed by the line's normalised text (``training.splits.normalised_text``:
+    letters and digits only, spelling variants unified), with offsets into that text, so that
+    another tokenisation or spelling of the same line gives the same keys. A line met again keeps
+    its first annotation.
+
+    >>> document = Document("x", "زار «موسكو».\nوقال بوتين", [Span(5, 10, "GPE"), Span(18, 23, "PERS")])
+    >>> spans_by_line([document])
+    {'زارموسكو': [('زارموسكو', 3, 8, 'GPE')], 'وقالبوتين': [('وقالبوتين', 4, 9, 'PERS')]}
+    """
+    lines: dict[str, list[_LineSpan]] = {}
+    for document in documents:
+        line_start = 0
+        for line in document.text.split("\n"):
+            line_end = line_start + len(line)
+            key = normalised_text(line)
+            if key and key not in lines:
+                lines[key] = [
+                    (key, len(normalised_text(line[: max(0, span.start - line_start)])), len(normalised_text(line[: span.end - line_start])), span.label)
+                    for span in document.spans
+                    if line_start <= span.start and span.end <= line_end
+                ]
+            line_start = line_end + 1
+    return lines
+
+
+def sentence_agreement(first: list[Document], second: list[Document]) -> tuple[int, dict[str, Agreement]]:
+    r"""Agreement per label of ``first`` over the lines both annotate, and how many lines that is.
+    A label may name alternatives (``GPE|LOC|FAC``): a span of ``second`` counts toward it when
+    one of its own labels is among them; a label of ``second`` that no label of ``first`` covers is
+    a row of its own. Only labels both mark exhaustively (``Document.annotated``) are compared.
+
+    >>> a = [Document("a", "زار بوتين موسكو", [Span(4, 9, "PERS"), Span(10, 15, "GPE|LOC|FAC")])]
+    >>> b = [Document("b", "زار بوتين موسكو .\nخبر آخر", [Span(0, 9, "PERS"), Span(10, 15, "GPE")])]
+    >>> lines, by_label = sentence_agreement(a, b)
+    >>> lines, by_label["PERS"], by_label["GPE|LOC|FAC"]
+    (1, Agreement(matched=0, only_first=1, only_second=1), Agreement(matched=1, only_first=0, only_second=0))
+    """
+    first_lines, second_lines = spans_by_line(first), spans_by_line(second)
+    shared = first_lines.keys() & second_lines.keys()
+    labels = {span[3] for key in shared for span in first_lines[key]}
+    # A label only the second corpus uses (on these lines) gets a row of its own, all "2nd only".
+    labels |= {span[3] for key in shared for span in second_lines[key] if not any(set(span[3].split("|")) & set(label.split("|")) for label in labels)}
+    # A label one corpus does not mark exhaustively (NORP in NewsFANE, not in ANERcorp) is left out.
+    marked_by_both = {label for d in first for label in d.annotated} & {label for d in second for label in d.annotated}
+    result = {}
+    for label in sorted(labels):
+        alternatives = set(label.split("|"))
+        if not alternatives <= marked_by_both:
+            continue
+        mine = {span[:3] for key in shared for span in first_lines[key] if span[3] == label}
+        theirs = {span[:3] for key in shared for span in second_lines[key] if set(span[3].split("|")) & alternatives}
+        result[label] = Agreement(len(mine & theirs), len(mine - theirs), len(theirs - mine))
+    return len(shared), result
+
+
 def disagreements(first: list[Document], second: list[Document]) -> list[str]:
     """One line per span that only one pass has, in text order, with the other pass's overlapping spans."""
     lines = []
@@ -96,12 +160,20 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m training.stats", description=__doc__.splitlines()[0])
     parser.add_argument("file", help="annotation JSONL")
     parser.add_argument("--compare", metavar="OTHER", help="a second annotation pass of the same texts")
+    parser.add_argument("--by-sentence", action="store_true", help="OTHER annotates the same sentences in files of its own: match lines by their normalised text")
     args = parser.parse_args(argv)
     first = read_documents(args.file)
     if not args.compare:
         print(count_table(first))
         return 0
     second = read_documents(args.compare)
+    if args.by_sentence:
+        lines, by_label = sentence_agreement(first, second)
+        print(f"span-level agreement (the same stretch of normalised text, a label in common) over the {lines:,} lines both annotate, {args.compare} against {args.file}:")
+        print("| label | both | 1st only | 2nd only | F1 |\n|---|---|---|---|---|")
+        for label, result in by_label.items():
+            print(f"| {label} | {result.matched} | {result.only_first} | {result.only_second} | {result.f1:.3f} |")
+        return 0
     overall = agreement(first, second)
     print(f"span-level agreement (exact start, end, label), {args.compare} against {args.file}:")
     print("| label | both | 1st only | 2nd only | F1 |\n|---|---|---|---|---|")
