@@ -1,6 +1,8 @@
 """`python -m training.stats --compare --by-sentence`: agreement between two corpora that annotate the
 same sentences in files of their own (another spelling, tokenisation, document cut and order)."""
 
+import pytest
+
 from serving.annotation import Document, write_documents
 from serving.spans import Span
 from training import stats
@@ -36,5 +38,14 @@ def test_corpora_of_the_same_sentences_are_compared_line_by_line(tmp_path, capsy
     out = capsys.readouterr().out
     assert "over the 3 lines both annotate" in out
     assert "| PERS | 1 | 0 | 0 | 1.000 |" in out
-    assert "| GPE|LOC|FAC | 2 | 0 | 0 | 1.000 |" in out
+    assert "| GPE\\|LOC\\|FAC | 2 | 0 | 0 | 1.000 |" in out
     assert "| ORG | 0 | 0 | 2 | 0.000 |" in out
+
+
+def test_by_sentence_without_a_second_file_is_an_error(tmp_path, capsys):
+    corpus = tmp_path / "corpus.jsonl"
+    write_documents(corpus, [_document("a-0", "زار بوتين موسكو .", [("بوتين", "PERS")])])
+    with pytest.raises(SystemExit) as exit_info:
+        stats.main([str(corpus), "--by-sentence"])
+    assert exit_info.value.code == 2
+    assert "--by-sentence compares two files" in capsys.readouterr().err

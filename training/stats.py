@@ -9,7 +9,8 @@ prints span-level agreement between two annotation passes of the same texts (exa
 and label; precision/recall/F1 of the second pass against the first, overall and per label) and
 lists every disagreement. ``--by-sentence`` compares two corpora that annotate the same sentences in
 files of their own (NewsFANE re-annotates ANERcorp with other tokens, spelling, documents and
-sentence order): lines are matched on their normalised text and spans on the words they cover.
+sentence order): lines are matched on their normalised text and spans on the stretch of it they
+cover.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from dataclasses import dataclass
 from serving.annotation import Document, read_documents
 from serving.schema import ENTITY_LABELS
 from serving.spans import Span  # noqa: F401  (the docstring examples build spans)
+from training.modelcard import table_cell
 from training.splits import normalised_text
 
 
@@ -163,6 +165,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--by-sentence", action="store_true", help="OTHER annotates the same sentences in files of its own: match lines by their normalised text")
     args = parser.parse_args(argv)
     first = read_documents(args.file)
+    if args.by_sentence and not args.compare:
+        parser.error("--by-sentence compares two files: give the other with --compare OTHER")
     if not args.compare:
         print(count_table(first))
         return 0
@@ -172,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"span-level agreement (the same stretch of normalised text, a label in common) over the {lines:,} lines both annotate, {args.compare} against {args.file}:")
         print("| label | both | 1st only | 2nd only | F1 |\n|---|---|---|---|---|")
         for label, result in by_label.items():
-            print(f"| {label} | {result.matched} | {result.only_first} | {result.only_second} | {result.f1:.3f} |")
+            print(f"| {table_cell(label)} | {result.matched} | {result.only_first} | {result.only_second} | {result.f1:.3f} |")
         return 0
     overall = agreement(first, second)
     print(f"span-level agreement (exact start, end, label), {args.compare} against {args.file}:")
