@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Sequence
 
 from serving.annotation import read_documents
-from serving.schema import ENTITY_LABELS
+from serving.schema import ENTITY_LABELS, label_members
 from serving.spans import tag_ranges
 
 from . import export, train
@@ -314,7 +314,7 @@ def pull_tables(pull: dict) -> str:
         )
         for label, a in pair["labels"].items():
             on_first = pull["dev"]["stage2"].get(first, {}).get(label)
-            on_second = [f1 for other, f1 in pull["dev"]["stage2"].get(second, {}).items() if set(other.split("|")) <= set(label.split("|"))]
+            on_second = [f1 for other, f1 in pull["dev"]["stage2"].get(second, {}).items() if set(label_members(other)) <= set(label_members(label))]
             agreement += f"| {table_cell(label)} | {a['matched']} | {a['only_first']} | {a['only_second']} | {a['f1']:.3f} | {'' if on_first is None else f'{on_first:.3f}'} | {'' if len(on_second) != 1 else f'{on_second[0]:.3f}'} |\n"
     return (
         "On the seed articles (our guidelines; stage 1 never saw them, stage 2 scored by leave-one-article-out):\n\n"

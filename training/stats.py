@@ -21,7 +21,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 from serving.annotation import Document, read_documents
-from serving.schema import ENTITY_LABELS
+from serving.schema import ENTITY_LABELS, label_members
 from serving.spans import Span  # noqa: F401  (the docstring examples build spans)
 from training.modelcard import table_cell
 from training.splits import normalised_text
@@ -104,7 +104,7 @@ def spans_by_line(documents: list[Document]) -> dict[str, list[_LineSpan]]:
             key = normalised_text(line)
             if key and key not in lines:
                 lines[key] = [
-                    (key, len(normalised_text(line[: max(0, span.start - line_start)])), len(normalised_text(line[: span.end - line_start])), span.label)
+                    (key, len(normalised_text(line[: span.start - line_start])), len(normalised_text(line[: span.end - line_start])), span.label)
                     for span in document.spans
                     if line_start <= span.start and span.end <= line_end
                 ]
@@ -128,16 +128,16 @@ def sentence_agreement(first: list[Document], second: list[Document]) -> tuple[i
     shared = first_lines.keys() & second_lines.keys()
     labels = {span[3] for key in shared for span in first_lines[key]}
     # A label only the second corpus uses (on these lines) gets a row of its own, all "2nd only".
-    labels |= {span[3] for key in shared for span in second_lines[key] if not any(set(span[3].split("|")) & set(label.split("|")) for label in labels)}
+    labels |= {span[3] for key in shared for span in second_lines[key] if not any(set(label_members(span[3])) & set(label_members(label)) for label in labels)}
     # A label one corpus does not mark exhaustively (NORP in NewsFANE, not in ANERcorp) is left out.
     marked_by_both = {label for d in first for label in d.annotated} & {label for d in second for label in d.annotated}
     result = {}
     for label in sorted(labels):
-        alternatives = set(label.split("|"))
+        alternatives = set(label_members(label))
         if not alternatives <= marked_by_both:
             continue
         mine = {span[:3] for key in shared for span in first_lines[key] if span[3] == label}
-        theirs = {span[:3] for key in shared for span in second_lines[key] if set(span[3].split("|")) & alternatives}
+        theirs = {span[:3] for key in shared for span in second_lines[key] if set(label_members(span[3])) & alternatives}
         result[label] = Agreement(len(mine & theirs), len(mine - theirs), len(theirs - mine))
     return len(shared), result
 
