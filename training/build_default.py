@@ -29,7 +29,7 @@ import json
 import sys
 import time
 import tomllib
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -264,7 +264,7 @@ def dev_agreement(metrics: dict) -> list[dict]:
         for second in names[i + 1 :]:
             lines, by_label = sentence_agreement(dev[first], dev[second])
             if lines:
-                pairs.append({"first": first, "second": second, "lines": lines, "labels": {label: {"matched": a.matched, "only_first": a.only_first, "only_second": a.only_second, "f1": a.f1} for label, a in by_label.items()}})
+                pairs.append({"first": first, "second": second, "lines": lines, "labels": {label: asdict(a) | {"f1": a.f1} for label, a in by_label.items()}})
     return pairs
 
 

@@ -142,6 +142,18 @@ def sentence_agreement(first: list[Document], second: list[Document]) -> tuple[i
     return len(shared), result
 
 
+def agreement_table(by_label: dict[str, Agreement]) -> str:
+    r"""A Markdown table of agreement per label, in the order given.
+
+    >>> print(agreement_table({"GPE|LOC": Agreement(3, 1, 0)}))
+    | label | both | 1st only | 2nd only | F1 |
+    |---|---|---|---|---|
+    | GPE\|LOC | 3 | 1 | 0 | 0.857 |
+    """
+    rows = [f"| {table_cell(label)} | {a.matched} | {a.only_first} | {a.only_second} | {a.f1:.3f} |" for label, a in by_label.items()]
+    return "\n".join(["| label | both | 1st only | 2nd only | F1 |", "|---|---|---|---|---|", *rows])
+
+
 def disagreements(first: list[Document], second: list[Document]) -> list[str]:
     """One line per span that only one pass has, in text order, with the other pass's overlapping spans."""
     lines = []
@@ -164,9 +176,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--compare", metavar="OTHER", help="a second annotation pass of the same texts")
     parser.add_argument("--by-sentence", action="store_true", help="OTHER annotates the same sentences in files of its own: match lines by their normalised text")
     args = parser.parse_args(argv)
-    first = read_documents(args.file)
     if args.by_sentence and not args.compare:
         parser.error("--by-sentence compares two files: give the other with --compare OTHER")
+    first = read_documents(args.file)
     if not args.compare:
         print(count_table(first))
         return 0
@@ -174,16 +186,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.by_sentence:
         lines, by_label = sentence_agreement(first, second)
         print(f"span-level agreement (the same stretch of normalised text, a label in common) over the {lines:,} lines both annotate, {args.compare} against {args.file}:")
-        print("| label | both | 1st only | 2nd only | F1 |\n|---|---|---|---|---|")
-        for label, result in by_label.items():
-            print(f"| {table_cell(label)} | {result.matched} | {result.only_first} | {result.only_second} | {result.f1:.3f} |")
+        print(agreement_table(by_label))
         return 0
     overall = agreement(first, second)
     print(f"span-level agreement (exact start, end, label), {args.compare} against {args.file}:")
-    print("| label | both | 1st only | 2nd only | F1 |\n|---|---|---|---|---|")
-    for label in (*ENTITY_LABELS, None):
-        result = overall if label is None else agreement(first, second, label)
-        print(f"| {label or '**all**'} | {result.matched} | {result.only_first} | {result.only_second} | {result.f1:.3f} |")
+    print(agreement_table({label: agreement(first, second, label) for label in ENTITY_LABELS} | {"**all**": overall}))
     print(f"\nprecision {overall.precision:.3f}, recall {overall.recall:.3f}, F1 {overall.f1:.3f}\n")
     for line in disagreements(first, second):
         print(line)
