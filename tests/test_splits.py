@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from serving.annotation import Document, read_documents
+from serving.spans import Span
 from training import sources, splits
 from training.corpus_import import import_conll
 from training.label_maps import load_label_map
@@ -61,9 +62,16 @@ def test_shared_text_follows_the_dev_set_across_sources():
     aner, fane = carve_dev_splits([("anercorp", aner_documents, 0.5), ("newsfane", fane_documents, 0.5)], seed)
     assert [d.id for d in aner.dev] == [anercorp[0].id]
     assert [d.id for d in fane.dev] == [newsfane[0].id] and [d.id for d in fane.train] == ["fane-other"]
-    # A source without a dev set holds its copy of dev text back from training instead.
+    # A source without a dev set holds its copy of dev text back from training instead: the three
+    # sentences it shares with ANERcorp's dev document; the excerpt's other three sentences train.
     aner, fane = carve_dev_splits([("anercorp", aner_documents, 0.5), ("newsfane", fane_documents, 0.0)], seed)
-    assert fane.dev == [] and fane.held_back == [newsfane[0].id] and [d.id for d in fane.train] == ["fane-other"]
+    assert fane.dev == [] and fane.held_back == [newsfane[0].id] and fane.held_back_lines == 3
+    part, other = fane.train
+    assert (part.id, other.id) == (f"{newsfane[0].id}:lines-4-7", "fane-other")
+    assert part.text == "\n".join(newsfane[0].text.split("\n")[3:])
+    offset = newsfane[0].text.index(part.text)
+    assert [(s.start + offset, s.end + offset, s.label) for s in part.spans] == [(s.start, s.end, s.label) for s in newsfane[0].spans if s.start >= offset]
+    assert part.spans and all(part.text[s.start : s.end] == s.text for s in part.spans)
 
 
 def test_a_training_document_sharing_dev_text_is_held_back():
@@ -75,6 +83,24 @@ def test_a_training_document_sharing_dev_text_is_held_back():
     ]
     (split,) = carve_dev_splits([("a", documents, 0.34)], seed_drawing("a", documents, 0.34, ["a1"]))
     assert split.held_back == ["a3"] and [d.id for d in split.train] == ["a2"]
+
+
+def test_only_the_lines_sharing_dev_text_are_held_back():
+    """A 20-sentence ANERcorp document that overlaps a NewsFANE dev document by one sentence keeps
+    the others, as two documents (no false context across the gap); a span crossing into the
+    dropped line is an error, not a silent drop."""
+    shared = "وقال رئيس الاتحاد برند جوتشولك عند اعلان اخر تقرير سنوي للاتحاد ان مستقبل السوق مازال يفتقر"
+    text = f"زار الرئيس بوتين موسكو\n{shared}\nوصل ماكرون الى باريس\nثم عاد\n"
+    macron = text.index("ماكرون")
+    spans = [Span(11, 16, "PERS", "بوتين"), Span(macron, macron + 6, "PERS", "ماكرون")]
+    dev = Document("dev", shared.replace("و", "و ") + " .\n")
+    (split,) = move_to_dev([splits.SourceSplit("d", [dev], [], []), splits.SourceSplit("a", [Document("a1", text, spans)], [], [])], ["dev"])[1:]
+    assert split.held_back == ["a1"] and split.held_back_lines == 1
+    assert [(d.id, d.text) for d in split.train] == [("a1:lines-1-1", "زار الرئيس بوتين موسكو\n"), ("a1:lines-3-5", "وصل ماكرون الى باريس\nثم عاد\n")]
+    assert [[(d.text[s.start : s.end], s.text) for s in d.spans] for d in split.train] == [[("بوتين", "بوتين")], [("ماكرون", "ماكرون")]]
+    crossing = Document("a2", text, [Span(17, 30, "GPE")])  # «موسكو» run on into the shared line
+    with pytest.raises(ValueError, match="a2: span 17-30 \\(GPE\\) crosses a line that shares dev text"):
+        splits.without_lines(crossing, {1})
 
 
 def test_splits_command_writes_parts_and_ids(tmp_path):

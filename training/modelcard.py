@@ -83,14 +83,14 @@ def _label_meaning(label: str) -> str:
 
 def _sources_table(data: dict) -> str:
     rows = [
-        "| source | file | sha256 | annotates | weight | training docs | dev docs | held back | training words |",
+        "| source | file | sha256 | annotates | weight | training docs | dev docs | lines held back (of docs) | training words |",
         "|---|---|---|---|---:|---:|---:|---:|---:|",
     ]
     for source in data["sources"]:
         annotated = "all nine labels" if len(source["annotated"]) == len(ENTITY_LABELS) else ", ".join(source["annotated"])
         rows.append(
             f"| {source['name']} | `{source['path']}` | `{source['sha256']}` | {annotated} | {source['weight']:g} | "
-            f"{source['training_documents']} | {source['dev_documents']} | {source['held_back_documents']} | {source['training_words']:,} |"
+            f"{source['training_documents']} | {source['dev_documents']} | {source['held_back_lines']} ({source['held_back_documents']}) | {source['training_words']:,} |"
         )
     return "\n".join(rows)
 

@@ -12,7 +12,11 @@ breaks), so documents are compared across all of them by the stretches of text t
 * a document that shares text with the dev document of a source listed before its own joins its
   own source's dev set first (its text is already dev text), before the seeded draw fills the rest
   (a source with ``dev_fraction`` 0 has no dev set: such documents are held back instead);
-* a training document that shares text with any dev document is left out of training.
+* a training document that shares text with any dev document loses the lines (sentences) that
+  share it: what is left trains as one document per run of consecutive lines (ids ``ID:lines-A-B``),
+  so that a 20-sentence ANERcorp document overlapping a NewsFANE dev document by a few sentences
+  keeps the rest (the draw works on whole documents; sentence breaks differ between sources, so dev
+  text is found in a line by any shared stretch that overlaps it, also across its ends).
 
 The command writes ``NAME.train.jsonl`` and ``NAME.dev.jsonl`` per source and ``splits.json`` (the
 ids, and what was left out and why); pre-training reads the training parts only.
@@ -25,7 +29,7 @@ import hashlib
 import json
 import re
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Sequence
 
@@ -44,7 +48,8 @@ class SourceSplit:
     name: str
     train: list[Document]
     dev: list[Document]
-    held_back: list[str]  # ids left out of training: they share text with a dev document
+    held_back: list[str]  # ids of documents with lines left out of training: they share text with a dev document
+    held_back_lines: int = 0  # how many lines those are
 
 
 def normalised_text(text: str) -> str:
@@ -62,6 +67,80 @@ def text_stretches(text: str) -> set[int]:
     one process only, so Python's own string hash will do)."""
     key = normalised_text(text)
     return {hash(key[i : i + SHARED_CHARS]) for i in range(len(key) - SHARED_CHARS + 1)}
+
+
+def lines_sharing(text: str, prints: set[int]) -> set[int]:
+    r"""Indices of the lines of ``text`` overlapped by a ``SHARED_CHARS``-character stretch found in
+    ``prints`` (``text_stretches`` of other documents). A stretch may run over a line's ends, so a
+    line too short to hold one is still found inside shared text.
+
+    >>> shared = "قال رئيس الاتحاد ان مستقبل السوق مازال يفتقر الى الخطوط الواضحة في العام المقبل"
+    >>> sorted(lines_sharing("جملة لا تشترك\nوفي العام\n" + shared, text_stretches("وفي العام " + shared)))
+    [1, 2]
+    """
+    keys = [normalised_text(line) for line in text.split("\n")]
+    key = "".join(keys)
+    covered = [False] * len(key)
+    for i in range(len(key) - SHARED_CHARS + 1):
+        if hash(key[i : i + SHARED_CHARS]) in prints:
+            covered[i : i + SHARED_CHARS] = [True] * SHARED_CHARS
+    shared, start = set(), 0
+    for number, line_key in enumerate(keys):
+        if any(covered[start : start + len(line_key)]):
+            shared.add(number)
+        start += len(line_key)
+    return shared
+
+
+def without_lines(document: Document, dropped: set[int]) -> list[Document]:
+    r"""The runs of consecutive lines of ``document`` outside ``dropped``, one document each, with
+    their spans (offsets into the run's text) and ids ``ID:lines-A-B`` (1-based, inclusive). Raises
+    ValueError for a span that crosses from a kept line into a dropped one.
+
+    >>> from serving.spans import Span
+    >>> document = Document("d", "زار بوتين موسكو\nنص مشترك\nوصل ماكرون", [Span(4, 9, "PERS"), Span(29, 35, "PERS")])
+    >>> [(part.id, part.text, [part.text[s.start:s.end] for s in part.spans]) for part in without_lines(document, {1})]
+    [('d:lines-1-1', 'زار بوتين موسكو\n', ['بوتين']), ('d:lines-3-3', 'وصل ماكرون', ['ماكرون'])]
+    """
+    lines = document.text.split("\n")
+    starts = [0]  # starts[n]: where line n begins; the last one is past the end of the text
+    for line in lines:
+        starts.append(starts[-1] + len(line) + 1)
+    runs: list[list[int]] = []
+    for number in range(len(lines)):
+        if number in dropped:
+            continue
+        if runs and runs[-1][-1] == number - 1:
+            runs[-1].append(number)
+        else:
+            runs.append([number])
+    parts = []
+    for run in runs:
+        start, end = starts[run[0]], min(starts[run[-1] + 1], len(document.text))
+        if not document.text[start:end].strip():
+            continue
+        inside = [s for s in document.spans if start <= s.start and s.end <= end]
+        crossing = [s for s in document.spans if s.start < end and s.end > start and s not in inside]
+        if crossing:
+            raise ValueError(f"document {document.id}: span {crossing[0].start}-{crossing[0].end} ({crossing[0].label}) crosses a line that shares dev text")
+        spans = [replace(s, start=s.start - start, end=s.end - start) for s in inside]
+        parts.append(replace(document, id=f"{document.id}:lines-{run[0] + 1}-{run[-1] + 1}", text=document.text[start:end], spans=spans))
+    return parts
+
+
+def without_dev_text(documents: Sequence[Document], dev_prints: set[int]) -> tuple[list[Document], list[str], int]:
+    """``documents`` without their lines that share dev text (see ``without_lines``), the ids of the
+    documents that lost lines, and how many lines they lost."""
+    kept, held_back, lines_held_back = [], [], 0
+    for document in documents:
+        shared = lines_sharing(document.text, dev_prints)
+        if shared:
+            kept.extend(without_lines(document, shared))
+            held_back.append(document.id)
+            lines_held_back += len(shared)
+        else:
+            kept.append(document)
+    return kept, held_back, lines_held_back
 
 
 def draw_rank(seed: int, source: str, document_id: str) -> str:
@@ -99,16 +178,15 @@ def carve_dev_splits(sources: Sequence[tuple[str, Sequence[Document], float]], s
     splits = []
     for name, documents, _ in sources:
         dev = [d for d in documents if d.id in dev_ids[name]]
-        rest = [d for d in documents if d.id not in dev_ids[name]]
-        train = [d for d in rest if not prints[name, d.id] & dev_prints]
-        held_back = [d.id for d in rest if prints[name, d.id] & dev_prints]
-        splits.append(SourceSplit(name, train, dev, held_back))
+        train, held_back, lines = without_dev_text([d for d in documents if d.id not in dev_ids[name]], dev_prints)
+        splits.append(SourceSplit(name, train, dev, held_back, lines))
     return splits
 
 
 def move_to_dev(splits: Sequence[SourceSplit], ids: Sequence[str]) -> list[SourceSplit]:
     """The splits with the training documents named by ``ids`` moved to their source's dev set, and
-    any training document that shares text with one of them held back (as the seeded draw does).
+    the lines of training documents that share text with one of them held back (as the seeded draw
+    does).
     Raises ValueError naming ids that are not training documents.
 
     >>> a, b = Document("a", "x " * 40, []), Document("b", "y " * 40, [])
@@ -119,7 +197,7 @@ def move_to_dev(splits: Sequence[SourceSplit], ids: Sequence[str]) -> list[Sourc
     training = {d.id for s in splits for d in s.train}
     held = {i for s in splits for i in s.held_back} & wanted
     if held:
-        raise ValueError(f"document id(s) {', '.join(sorted(held))} are held back from training already (they share text with a dev document)")
+        raise ValueError(f"document id(s) {', '.join(sorted(held))} are held back from training already, wholly or in part (they share text with a dev document; lines that do not train as ID:lines-A-B)")
     unknown = sorted(wanted - training)
     if unknown:
         known = sorted(training)
@@ -127,16 +205,9 @@ def move_to_dev(splits: Sequence[SourceSplit], ids: Sequence[str]) -> list[Sourc
     moved_prints = {value for s in splits for d in s.train if d.id in wanted for value in text_stretches(d.text)}
     result = []
     for split in splits:
-        staying = [d for d in split.train if d.id not in wanted]
-        shared = [d for d in staying if text_stretches(d.text) & moved_prints]
-        result.append(
-            SourceSplit(
-                split.name,
-                [d for d in staying if d not in shared],
-                split.dev + [d for d in split.train if d.id in wanted],
-                split.held_back + [d.id for d in shared],
-            )
-        )
+        train, held_back, lines = without_dev_text([d for d in split.train if d.id not in wanted], moved_prints)
+        dev = split.dev + [d for d in split.train if d.id in wanted]
+        result.append(SourceSplit(split.name, train, dev, split.held_back + held_back, split.held_back_lines + lines))
     return result
 
 
@@ -145,7 +216,13 @@ def split_record(splits: Sequence[SourceSplit], seed: int) -> dict:
     return {
         "seed": seed,
         "sources": {
-            s.name: {"train_documents": len(s.train), "dev_documents": len(s.dev), "dev_ids": sorted(d.id for d in s.dev), "held_back_ids": s.held_back}
+            s.name: {
+                "train_documents": len(s.train),
+                "dev_documents": len(s.dev),
+                "dev_ids": sorted(d.id for d in s.dev),
+                "held_back_ids": s.held_back,
+                "held_back_lines": s.held_back_lines,
+            }
             for s in splits
         },
     }
@@ -169,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
     for split in splits:
         write_documents(output / f"{split.name}.train.jsonl", split.train)
         write_documents(output / f"{split.name}.dev.jsonl", split.dev)
-        print(f"{split.name}: {len(split.train)} training, {len(split.dev)} dev, {len(split.held_back)} held back (text shared with dev)", file=sys.stderr)
+        print(f"{split.name}: {len(split.train)} training, {len(split.dev)} dev, {split.held_back_lines} line(s) of {len(split.held_back)} document(s) held back (text shared with dev)", file=sys.stderr)
     atomic_write_text(output / "splits.json", json.dumps(split_record(splits, recipe.seed), ensure_ascii=False, indent=2) + "\n")
     print(f"wrote {output}/", file=sys.stderr)
     return 0

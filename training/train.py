@@ -461,7 +461,7 @@ def load_recipe_from_args(args: argparse.Namespace) -> Recipe:
 
 def move_dev_ids(splits: Sequence[SourceSplit], dev_ids: str | None) -> list[SourceSplit]:
     """The splits with the documents named by ``--dev-ids`` moved to their source's dev set (and
-    training documents sharing their text held back); raises ArgumentError on bad ids."""
+    the lines of training documents sharing their text held back); raises ArgumentError on bad ids."""
     if not dev_ids:
         return list(splits)
     try:
@@ -511,6 +511,7 @@ def data_record(recipe: Recipe, splits: Sequence[SourceSplit], trained: TrainedM
                 "training_documents": len(split.train),
                 "dev_documents": len(split.dev),
                 "held_back_documents": len(split.held_back),
+                "held_back_lines": split.held_back_lines,
                 "training_words": _word_count(split.train),
                 "windows_per_epoch": trained.windows_per_source.get(source.name, 0),
                 "label_counts": dict(Counter(span.label for d in split.train for span in d.spans).most_common()),
@@ -578,7 +579,7 @@ def run(args: argparse.Namespace) -> int:
         shutil.rmtree(staging)  # left by a crashed run; no other process touches it before training starts
     base = "from scratch" if source.from_scratch else f"{source.base_model} (architecture and tokenizer only, random weights)" if source.random_init else source.base_model
     for split in splits:
-        _log(f"source {split.name}: {len(split.train)} training document(s), {len(split.dev)} dev, {len(split.held_back)} held back (text shared with dev)")
+        _log(f"source {split.name}: {len(split.train)} training document(s), {len(split.dev)} dev, {split.held_back_lines} line(s) of {len(split.held_back)} held back (text shared with dev)")
     _log(f"base model: {base}; settings: " + ", ".join(f"{k}={v}" for k, v in asdict(settings).items()))
     progress = not args.no_progress
     try:
