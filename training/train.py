@@ -158,6 +158,10 @@ def prepare_base(source: ModelSource, texts: Sequence[str], args, shared_dir: Pa
         if source.random_init:
             return randomly_initialised(source.base_model, args.seed)
         if not source.from_scratch:
+            # A pre-trained base has no head for our labels; from_pretrained draws one from torch's
+            # global generator, which torch seeds at random in each process: seed it, or the same
+            # --seed would train a different model each run.
+            torch.manual_seed(args.seed)
             return load_pretrained(source.base_model)
         if args.process_index == 0:
             tokenizer, model = _build_scratch(source, texts, args.seed)
