@@ -19,7 +19,7 @@ from serving.annotation import read_documents
 from serving.schema import ENTITY_LABELS, ID_TO_TAG
 from serving.text import segment_words
 from tests.fixtures_training import ROOT, SEEDS
-from training import cv, data, evaluate, modelcard, scoring, train
+from training import build_default, cv, data, evaluate, model_dir, modelcard, scoring, scratch, train
 from training.scratch import ScratchSizes, build_scratch_model
 
 TINY = ["--from-scratch", "--hidden-size", "64", "--layers", "1", "--heads", "2", "--intermediate-size", "128", "--no-progress"]
@@ -40,10 +40,10 @@ def read_json(path: Path) -> dict:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
-@pytest.mark.parametrize("module", [data, cv, evaluate, modelcard, scoring, train], ids=lambda m: m.__name__)
+@pytest.mark.parametrize("module", [data, cv, evaluate, modelcard, scoring, train, build_default, model_dir, scratch], ids=lambda m: m.__name__)
 def test_docstring_examples(module):
     result = doctest.testmod(module, raise_on_error=False)
-    assert result.failed == 0
+    assert result.failed == 0 and result.attempted > 0
 
 
 def test_tiny_model_fits_its_training_data(tiny_model_dir):

@@ -214,6 +214,29 @@ def comparison_table(record: dict) -> str:
     return "\n".join(rows)
 
 
+def stale_comparison_note(comparison: dict, stage2: dict) -> str:
+    """A warning for the card when the comparison's chosen arm scored otherwise than this build of
+    it (the recipe, its data or the training code changed since ``make compare-encoders`` ran), so
+    that the table reads as the choice made then, not as this model's scores; "" when they agree.
+
+    >>> record = {"chosen": {"name": "encoder"}, "arms": [{"name": "encoder", "stage2": {"mean_f1": 0.740}, "seeds_cv_f1": 0.739}]}
+    >>> stale_comparison_note(record, {"dev": {"f1": 0.7401}, "cv": {"pooled": {"micro avg": {"f1-score": 0.739}}}})
+    ''
+    >>> stale_comparison_note(record, {"dev": {"f1": 0.753}, "cv": {"pooled": {"micro avg": {"f1-score": 0.731}}}})[:62]
+    'The table records the choice as it was made: this build of the'
+    """
+    chosen = next(arm for arm in comparison["arms"] if arm["name"] == comparison["chosen"]["name"])
+    recorded = (round(chosen["stage2"]["mean_f1"], 3), round(chosen["seeds_cv_f1"], 3))
+    measured = (round(stage2["dev"]["f1"], 3), round(stage2["cv"]["pooled"]["micro avg"]["f1-score"], 3))
+    if measured == recorded:
+        return ""
+    return (
+        f"The table records the choice as it was made: this build of the chosen arm scores {measured[0]:.3f} (dev mean, stage 2) "
+        f"and {measured[1]:.3f} (seeds CV) where the table has {recorded[0]:.3f} and {recorded[1]:.3f}, because the recipe, "
+        "its data or the training code changed since; `make compare-encoders` measures every arm again."
+    )
+
+
 COMPARISON_HEADING = "## Does pre-training pay?"
 SELECTION_NOTE = "the seeds' pooled leave-one-article-out F1 (stage 2), and the selection score, their mean with the mean dev F1 of stage 2: the default model is built from the arm with the best score"
 
@@ -398,6 +421,7 @@ def default_card(encoder: Path, chosen: Arm, stage1: dict, stage2: dict, pull: d
     comparison_section = (
         f"Whether pre-training pays: the same two-stage recipe from each base: entity F1 on each source's dev set, {SELECTION_NOTE} "
         f"(`{COMPARISON_FILE}` in the encoder's directory; `make compare-encoders`):\n\n" + comparison_table(comparison)
+        + ("\n\n" + note if (note := stale_comparison_note(comparison, stage2)) else "")
         if comparison
         else "No pre-training comparison recorded for this encoder (`make compare-encoders` writes one)."
     )
