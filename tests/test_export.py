@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import doctest
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -73,8 +74,44 @@ def test_int8_export_is_quantised_fused_and_agrees_with_fp32(tiny_onnx_dir):
     assert report["int8_vs_fp32"]["f1"] >= 0.99
     assert report["parity"]["passed"]
     assert {"Attention", "SkipLayerNormalization"} <= set(report["fusions"])
-    operators = {node.op_type for node in onnx.load(str(tiny_onnx_dir / "model.onnx")).graph.node}
-    assert {"QAttention", "MatMulInteger"} <= operators
+    operators = [node.op_type for node in onnx.load(str(tiny_onnx_dir / "model.onnx")).graph.node]
+    assert {"QAttention", "MatMulIntegerToFloat", "QuantizeLinear"} <= set(operators)
+    # No activation scale is computed at run time: none can depend on the batch.
+    assert "DynamicQuantizeLinear" not in operators
+    calibrated = report["int8_calibration"]
+    assert calibrated["source"] == "the seed articles" and calibrated["windows"] == report["parity"]["windows"]
+    assert calibrated["activation_tensors"] == operators.count("QuantizeLinear") > 0
+
+
+def test_int8_calibrates_on_the_given_texts(tiny_model_dir, tmp_path):
+    text_file = tmp_path / "news.txt"
+    text_file.write_text(SEED_TEXTS[1], encoding="utf-8")
+    output = tmp_path / "calibrated"
+    assert main(["--model", str(tiny_model_dir), "--output", str(output), "--calibration", str(text_file)]) == 0
+    report = report_of(output)
+    assert report["int8_calibration"]["source"] == str(text_file) and report["int8_calibration"]["texts"] == 1
+    # Fewer windows than the five seeds: the ranges, and so the graph, are this text's.
+    assert 0 < report["int8_calibration"]["windows"] < report["parity"]["windows"]
+    assert report["int8_vs_fp32"]["f1"] >= 0.95
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("absent.txt", None, "absent.txt: cannot read calibration text"),
+        ("blank.txt", " \n", "blank.txt: no calibration text in it"),
+        ("table.csv", "a,b", "table.csv: calibration files must be annotation .jsonl or plain .txt"),
+        ("broken.jsonl", '{"id": "x"}\n', "broken.jsonl: cannot read calibration text: .*broken.jsonl:1"),
+    ],
+)
+def test_unusable_calibration_file_is_named_and_nothing_written(tiny_model_dir, tmp_path, capsys, name, content, message):
+    path = tmp_path / name
+    if content is not None:
+        path.write_text(content, encoding="utf-8")
+    output = tmp_path / "out"
+    assert main(["--model", str(tiny_model_dir), "--output", str(output), "--calibration", str(path)]) == 1
+    assert re.search(message, capsys.readouterr().err)
+    assert not output.exists()
 
 
 def test_failed_parity_writes_nothing(tiny_model_dir, tmp_path, monkeypatch, capsys):

@@ -183,16 +183,16 @@ def test_fp32_results_do_not_depend_on_batch_size(tiny_onnx_fp32_dir, fp32_tagge
     assert one_window_per_run.tag(SEED_TEXTS) == fp32_tagger.tag(SEED_TEXTS)
 
 
-def test_int8_batch_results_equal_one_by_one_results(tagger):
-    # int8 activations are quantised with one scale per batch, so scores move in the 4th decimal
-    # with the batch's other windows; the entities themselves must not.
+def test_int8_batch_results_equal_one_by_one_results_exactly(tiny_onnx_dir, tagger):
+    # int8 activation scales are fixed at export (training.quantize): a window is computed alone
+    # whatever it is batched with, so a service that merges requests gives each the answer it
+    # would get alone, scores included. Dynamic int8 moved scores with the batch.
     texts = [*SEED_TEXTS, ENTITY_SENTENCE, "", "زار بوتين موسكو"]
     together = tagger.tag(texts)
-    alone = [tagger.tag([text])[0] for text in texts]
-    assert [key(entities) for entities in together] == [key(entities) for entities in alone]
-    for a, b in zip(together, alone):
-        assert [e.score for e in a] == pytest.approx([e.score for e in b], abs=2e-3)
-    assert together == tagger.tag(texts)  # same call, same batches: bit-identical
+    assert together == [tagger.tag([text])[0] for text in texts]
+    assert tagger.tag([SEED_TEXTS[0]] * 4) == [together[0]] * 4
+    one_window_per_run = Tagger.load(tiny_onnx_dir, intra_op_num_threads=1, max_batch_size=1)
+    assert one_window_per_run.tag(texts) == together
 
 
 def test_int8_agrees_with_fp32(tagger, fp32_tagger):

@@ -6,7 +6,9 @@ TRAINED_DIR is a Hugging Face token-classification directory (config.json with i
 model.safetensors, tokenizer.json). The output directory holds:
 
 * ``model.onnx``: the graph with ONNX Runtime's BERT fusions (attention, embedding layer-norm,
-  GELU, skip layer-norm), int8 dynamic quantisation by default, fp32 with ``--quantize none``;
+  GELU, skip layer-norm); by default int8, with weights quantised per channel and activation
+  scales calibrated here (``training.quantize``: a text's answer never depends on its batch);
+  fp32 with ``--quantize none``;
 * ``tokenizer.json`` and ``ner_config.json`` (labels in id order, window length and overlap,
   special token ids, vocabulary size, tokenizer normalisation);
 * ``README.md``: the training model card, extended with the export's results;
@@ -14,8 +16,10 @@ model.safetensors, tokenizer.json). The output directory holds:
 
 Checks, on the seed articles (annotations/seeds.jsonl, or seeds/*.txt), through the serving path's
 own windows: the fp32 graph must match PyTorch (max |logit difference| < 1e-4, identical arg-max at
-every position) or the export fails and writes nothing. For int8, the entity-level F1 of its
-predictions against the fp32 graph's own predictions is reported (``--min-int8-f1`` makes it a gate).
+every position) or the export fails and writes nothing. int8 activation ranges are calibrated on
+the texts of ``--calibration FILE...`` (annotation JSONL or plain .txt; default: the seed articles),
+in the serving path's windows. For int8, the entity-level F1 of its predictions against the fp32
+graph's own predictions on the seeds is reported (``--min-int8-f1`` makes it a gate).
 Everything is built in a temporary directory beside the output and renamed into place at the end.
 """
 
@@ -23,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import shutil
 import sys
 import tempfile
@@ -34,12 +37,13 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from serving.annotation import read_documents
-from serving.tagger import CONFIG_FILE, MODEL_FILE, TOKENIZER_FILE, Entity, RuntimeConfig, Tagger
+from serving.tagger import CONFIG_FILE, MODEL_FILE, TOKENIZER_FILE, Entity, RuntimeConfig, Tagger, default_thread_count
 
 from .data import default_overlap, usable_max_length
 from .modelcard import file_sha256, json_text
 from .predict import saved_max_length
 from .model_dir import publish
+from .quantize import quantize_int8
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SEED_ANNOTATIONS = REPO_ROOT / "annotations" / "seeds.jsonl"
@@ -50,6 +54,7 @@ CARD_FILE = "README.md"
 REPORT_FILE = "export_report.json"
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 PARITY_TOLERANCE = 1e-4
+MAX_CALIBRATION_WINDOWS = 4096
 # 17 has LayerNormalization as one op; ONNX Runtime's BERT fusions and quantiser both handle it.
 OPSET = 17
 
@@ -117,6 +122,26 @@ def seed_texts() -> list[str]:
     return [path.read_text(encoding="utf-8") for path in paths]
 
 
+def calibration_texts(paths: Sequence[Path]) -> list[str]:
+    """The texts of annotation JSONL files (each document's text) and plain .txt files (the whole
+    file); raises ExportError naming a file that is missing, unreadable or has no text."""
+    texts = []
+    for path in paths:
+        try:
+            if path.suffix == ".jsonl":
+                found = [document.text for document in read_documents(path)]
+            elif path.suffix == ".txt":
+                found = [path.read_text(encoding="utf-8")]
+            else:
+                raise ExportError(f"{path}: calibration files must be annotation .jsonl or plain .txt")
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            raise ExportError(f"{path}: cannot read calibration text: {exc}") from None
+        if not any(text.strip() for text in found):
+            raise ExportError(f"{path}: no calibration text in it")
+        texts += found
+    return texts
+
+
 def load_model(model_dir: Path):
     """The PyTorch model in eval mode, with eager attention: ONNX Runtime's attention fusion
     recognises the eager pattern, not the SDPA one."""
@@ -177,46 +202,6 @@ def optimize_graph(source: Path, target: Path, num_heads: int, hidden_size: int)
     optimized = optimize_model(str(source), model_type="bert", num_heads=num_heads, hidden_size=hidden_size, opt_level=0)
     optimized.save_model_to_file(str(target))
     return {name: count for name, count in optimized.get_fused_operator_statistics().items() if count}
-
-
-def classifier_matmul(graph) -> str | None:
-    """Name of the MatMul that produces the logits (through a bias Add), if the graph has one."""
-    producers = {output: node for node in graph.node for output in node.output}
-    node = producers.get(graph.output[0].name)
-    while node is not None and node.op_type != "MatMul":
-        if node.op_type not in ("Add", "Identity"):
-            return None
-        node = next((producers[name] for name in node.input if name in producers), None)
-    return node.name if node is not None else None
-
-
-def quantize_int8(source: Path, target: Path) -> None:
-    """Dynamic int8 quantisation: weights int8 per output channel, activations quantised per batch
-    at run time, the word-embedding table stored as uint8 (in fp32 it would be half of an int8
-    BERT-base file).
-
-    The classifier stays fp32: it is tiny, and its error would go straight into the logits.
-    """
-    import onnx
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    classifier = classifier_matmul(onnx.load(str(source), load_external_data=False).graph)
-    root = logging.getLogger()
-    level = root.level
-    root.setLevel(logging.ERROR)  # the quantiser logs a generic "consider pre-processing" warning via the root logger
-    try:
-        quantize_dynamic(
-            str(source),
-            str(target),
-            op_types_to_quantize=["MatMul", "Attention", "EmbedLayerNormalization"],
-            nodes_to_exclude=[classifier] if classifier else None,
-            per_channel=True,
-            weight_type=QuantType.QInt8,
-            # Fused contrib ops (Attention, SkipLayerNormalization) defeat shape inference; their outputs are float.
-            extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
-        )
-    finally:
-        root.setLevel(level)
 
 
 def describe_normalizer(tokenizer_json: dict[str, Any]) -> str:
@@ -344,6 +329,12 @@ def render_card(source_card: str | None, report: dict[str, Any]) -> str:
         f"| tokenizer normalisation | {config['normalization']} |",
         f"| fp32 parity with PyTorch | max abs logit diff {parity['max_abs_logit_diff']:.2e} over {parity['positions']} positions, {parity['argmax_mismatches']} arg-max mismatches |",
     ]
+    if report.get("int8_calibration"):
+        calibrated = report["int8_calibration"]
+        lines.append(
+            f"| int8 activation scales | fixed at export (a text gets the same answer alone or in any batch), calibrated on "
+            f"{calibrated['windows']} windows of {calibrated['source']} |"
+        )
     if report.get("int8_vs_fp32"):
         agreement = report["int8_vs_fp32"]
         lines.append(
@@ -390,18 +381,23 @@ def export(
     max_length: int | None = None,
     min_int8_f1: float | None = None,
     force: bool = False,
+    calibration: Sequence[Path] = (),
     log=print,
 ) -> dict[str, Any]:
     """Build the runtime directory for ``model_dir`` at ``output``; returns the export report.
+    int8 activation scales are calibrated on the texts of ``calibration`` files, or on the seeds.
 
     Raises ExportError (and leaves ``output`` untouched) when the trained directory is incomplete,
-    ``output`` exists without ``force``, fp32 parity fails, or int8 F1 is below ``min_int8_f1``.
+    ``output`` exists without ``force``, a calibration file is unusable, fp32 parity fails, or
+    int8 F1 is below ``min_int8_f1``.
     """
     started = time.perf_counter()
     if output.exists() and not force:
         raise ExportError(f"{output}: already exists (pass --force to replace it)")
     check_trained_dir(model_dir)
     texts = seed_texts()
+    calibration_source = ", ".join(map(str, calibration)) if calibration else "the seed articles"
+    samples = calibration_texts(calibration) if calibration else texts
     model, tokenizer = load_model(model_dir)
     check_model_consistency(model, tokenizer, model_dir)
     name = name or output.name
@@ -413,9 +409,6 @@ def export(
         fusions = optimize_graph(work / "traced.onnx", work / "fp32.onnx", model.config.num_attention_heads, model.config.hidden_size)
         log(f"fused: {', '.join(f'{k} x{v}' for k, v in fusions.items()) or 'nothing'}")
         fp32_dir, int8_dir = work / "fp32", work / "int8"
-        if quantization == "int8":
-            quantize_int8(work / "fp32.onnx", work / "int8.onnx")
-            write_runtime_dir(int8_dir, work / "int8.onnx", model_dir / TOKENIZER_FILE, build_runtime_config(model, tokenizer, name, "int8", max_length))
         write_runtime_dir(fp32_dir, work / "fp32.onnx", model_dir / TOKENIZER_FILE, build_runtime_config(model, tokenizer, name, "none", max_length))
 
         fp32_tagger = Tagger.load(fp32_dir)
@@ -429,8 +422,17 @@ def export(
                 f"fp32 parity failed: max |logit diff| {parity.max_abs_logit_diff:.2e} (limit {PARITY_TOLERANCE:.0e}), "
                 f"{parity.argmax_mismatches} arg-max mismatches; nothing written to {output}"
             )
-        agreement = None
+        agreement = calibrated = None
         if quantization == "int8":
+            windows = [ids for encoded in fp32_tagger.encode(samples) for ids in encoded.windows]
+            # Ranges stop widening long before this; an evenly spaced subset keeps big files quick.
+            windows = windows[:: -(-len(windows) // MAX_CALIBRATION_WINDOWS)]
+            graph = fp32_dir / MODEL_FILE
+            batches = ((batch.input_ids, batch.attention_mask) for batch in fp32_tagger.batches(windows))
+            tensors = quantize_int8(graph, work / "int8.onnx", batches, default_thread_count())
+            calibrated = {"source": calibration_source, "texts": len(samples), "windows": len(windows), "activation_tensors": tensors}
+            log(f"int8: {tensors} activation scales calibrated on {len(windows)} windows of {calibration_source}")
+            write_runtime_dir(int8_dir, work / "int8.onnx", model_dir / TOKENIZER_FILE, build_runtime_config(model, tokenizer, name, "int8", max_length))
             agreement = entity_f1(fp32_tagger.tag(texts), Tagger.load(int8_dir).tag(texts))
             log(
                 f"int8 vs fp32 entities on the seeds: F1 {agreement['f1']:.4f} "
@@ -448,6 +450,7 @@ def export(
             "fusions": fusions,
             "check_texts": {"source": str(SEED_ANNOTATIONS if SEED_ANNOTATIONS.is_file() else SEED_TEXTS_DIR), "count": len(texts)},
             "parity": {**asdict(parity), "tolerance": PARITY_TOLERANCE, "passed": parity.passed},
+            "int8_calibration": calibrated,
             "int8_vs_fp32": agreement,
             "fp32_model_bytes": (fp32_dir / MODEL_FILE).stat().st_size,
             "model_bytes": (final / MODEL_FILE).stat().st_size,
@@ -487,7 +490,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m training.export", description=__doc__.splitlines()[0])
     parser.add_argument("--model", required=True, type=Path, metavar="TRAINED_DIR", help="Hugging Face model directory from training")
     parser.add_argument("--output", required=True, type=Path, metavar="DIR", help="runtime directory to create, e.g. models/default")
-    parser.add_argument("--quantize", choices=("int8", "none"), default="int8", help="int8 dynamic quantisation (default) or none (fp32)")
+    parser.add_argument("--quantize", choices=("int8", "none"), default="int8", help="int8 with calibrated activation scales (default) or none (fp32)")
+    parser.add_argument(
+        "--calibration", nargs="+", type=Path, default=[], metavar="FILE",
+        help="annotation .jsonl or plain .txt files whose texts calibrate int8 activation ranges (default: the seed articles)",
+    )
     parser.add_argument("--name", help="model name reported by the service (default: the output directory's name)")
     parser.add_argument("--max-length", type=int, help="lower the window length below the model's position limit")
     parser.add_argument("--min-int8-f1", type=float, help="fail when int8-vs-fp32 entity F1 on the seeds is below this (0-1)")
@@ -501,7 +508,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.max_length is not None and args.max_length < 3:
         parser.error(f"--max-length must leave room for [CLS], [SEP] and one sub-word, got {args.max_length}")
     try:
-        report = export(args.model, args.output, args.quantize, args.name, args.max_length, args.min_int8_f1, args.force)
+        report = export(args.model, args.output, args.quantize, args.name, args.max_length, args.min_int8_f1, args.force, args.calibration)
     except ExportError as exc:
         print(f"export failed: {exc}", file=sys.stderr)
         return 1
