@@ -161,3 +161,15 @@ def test_incomplete_trained_dir_is_named(tmp_path, capsys):
 def test_labels_must_be_numbered_from_zero(id2label, message):
     with pytest.raises(ExportError, match=message):
         labels_in_id_order({"id2label": id2label}, Path("config.json"))
+
+
+def test_freezing_scales_names_an_activation_without_a_calibrated_range(tiny_onnx_fp32_dir, tmp_path):
+    import onnx
+
+    from training.quantize import dynamically_quantised_tensors, freeze_activation_scales, quantize_dynamic_int8
+
+    quantize_dynamic_int8(tiny_onnx_fp32_dir / "model.onnx", tmp_path / "dynamic.onnx")
+    model = onnx.load(str(tmp_path / "dynamic.onnx"))
+    first, *_ = dynamically_quantised_tensors(model)
+    with pytest.raises(ValueError, match=f"no calibrated range for '{re.escape(first)}'"):
+        freeze_activation_scales(model, {})

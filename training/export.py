@@ -425,6 +425,8 @@ def export(
         agreement = calibrated = None
         if quantization == "int8":
             windows = [ids for encoded in fp32_tagger.encode(samples) for ids in encoded.windows]
+            if not windows:
+                raise ExportError(f"no words to calibrate int8 activations on in {calibration_source}")
             # Ranges stop widening long before this; an evenly spaced subset keeps big files quick.
             windows = windows[:: -(-len(windows) // MAX_CALIBRATION_WINDOWS)]
             graph = fp32_dir / MODEL_FILE

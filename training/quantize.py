@@ -112,14 +112,12 @@ def activation_ranges(
     session = ort.InferenceSession(model.SerializeToString(), session_options(intra_op_num_threads), providers=["CPUExecutionProvider"])
     lows = dict.fromkeys(tensors, np.inf)
     highs = dict.fromkeys(tensors, -np.inf)
-    seen = 0
     for input_ids, attention_mask in batches:
         real = attention_mask.astype(bool)
         for name, values in zip(tensors, session.run(tensors, {"input_ids": input_ids, "attention_mask": attention_mask})):
             lows[name] = min(lows[name], float(values[real].min()))
             highs[name] = max(highs[name], float(values[real].max()))
-        seen += 1
-    if not seen:
+    if any(np.isinf(low) for low in lows.values()):
         raise ValueError("no calibration windows: int8 activation scales need at least one text with words")
     return {name: ActivationRange(lows[name], highs[name]) for name in tensors}
 
