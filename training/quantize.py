@@ -10,9 +10,9 @@ Here the dynamic graph is made static: each ``DynamicQuantizeLinear`` becomes a 
 whose scale and zero point come from the activation's range over calibration windows, run through
 the fp32 graph. Every window is then computed alone whatever its batch, bit for bit. The fused
 operators stay: ``QAttention`` takes the fixed scale as an input, and each ``MatMulInteger -> Cast ->
-Mul(scale)`` chain becomes one ``MatMulIntegerToFloat`` (the fusion ONNX Runtime does itself for
-the dynamic graph, which no longer matches once the scale is a constant). On the shipped 6-layer
-model this runs at the dynamic graph's speed.
+Mul(scale)`` chain becomes one ``MatMulIntegerToFloat``: ONNX Runtime fuses the dynamic graph's
+chains itself, but left them unfused once the scale was a constant (8% slower on the shipped model,
+measured). With the rewrite the shipped 6-layer model runs at the dynamic graph's speed.
 """
 
 from __future__ import annotations
