@@ -102,6 +102,8 @@ def test_int8_calibrates_on_the_given_texts(tiny_model_dir, tmp_path):
         ("blank.txt", " \n", "blank.txt: no calibration text in it"),
         ("table.csv", "a,b", "table.csv: calibration files must be annotation .jsonl or plain .txt"),
         ("broken.jsonl", '{"id": "x"}\n', "broken.jsonl: cannot read calibration text: .*broken.jsonl:1"),
+        # Text, but no words (only bidi marks): nothing to measure activations on.
+        ("marks.txt", "\u200f\u200e", r"int8 quantisation of .* \(calibrated on .*marks.txt\) failed: no calibration windows"),
     ],
 )
 def test_unusable_calibration_file_is_named_and_nothing_written(tiny_model_dir, tmp_path, capsys, name, content, message):

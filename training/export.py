@@ -425,13 +425,13 @@ def export(
         agreement = calibrated = None
         if quantization == "int8":
             windows = [ids for encoded in fp32_tagger.encode(samples) for ids in encoded.windows]
-            if not windows:
-                raise ExportError(f"no words to calibrate int8 activations on in {calibration_source}")
             # Ranges stop widening long before this; an evenly spaced subset keeps big files quick.
-            windows = windows[:: -(-len(windows) // MAX_CALIBRATION_WINDOWS)]
-            graph = fp32_dir / MODEL_FILE
+            windows = windows[:: max(1, -(-len(windows) // MAX_CALIBRATION_WINDOWS))]
             batches = ((batch.input_ids, batch.attention_mask) for batch in fp32_tagger.batches(windows))
-            tensors = quantize_int8(graph, work / "int8.onnx", batches, default_thread_count())
+            try:
+                tensors = quantize_int8(fp32_dir / MODEL_FILE, work / "int8.onnx", batches, default_thread_count())
+            except ValueError as exc:  # no calibration windows, or a graph the rewrite does not know
+                raise ExportError(f"int8 quantisation of {model_dir} (calibrated on {calibration_source}) failed: {exc}") from None
             calibrated = {"source": calibration_source, "texts": len(samples), "windows": len(windows), "activation_tensors": tensors}
             log(f"int8: {tensors} activation scales calibrated on {len(windows)} windows of {calibration_source}")
             write_runtime_dir(int8_dir, work / "int8.onnx", model_dir / TOKENIZER_FILE, build_runtime_config(model, tokenizer, name, "int8", max_length))
