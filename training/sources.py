@@ -14,6 +14,7 @@ A recipe file (TOML) lists them:
     name = "anercorp"
     path = "runs/corpora/anercorp.jsonl"   # relative paths: from the directory training runs in
     dev_fraction = 0.1
+    o_may_be = ["ORG"]              # a word this source leaves O may still be an ORG (see Source)
 
 ``training.train --data FILE...`` builds the same from plain files (weight 1, ``--dev-fraction``
 for each, named after the file). Every file is validated before any model is loaded.
@@ -23,9 +24,12 @@ from __future__ import annotations
 
 import random
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Sequence
+
+from serving.annotation import Document
+from serving.schema import known_labels
 
 from .data import load_training_documents
 from .splits import SourceSplit, carve_dev_splits
@@ -43,6 +47,22 @@ class Source:
     path: str
     weight: float = 1.0
     dev_fraction: float = 0.0
+    # Labels this source marks, but whose absence is no evidence when training: where another corpus
+    # annotates the same sentences with a label the way our guidelines do and this one leaves out many
+    # of its mentions, a word left O here may still be that label. Its spans of the label stay positives,
+    # and its dev set is still scored on the label.
+    o_may_be: tuple[str, ...] = ()
+
+    def as_trained(self, document: Document) -> Document:
+        """The document as the loss reads it: the labels of ``o_may_be`` count as not annotated
+        (``training.loss.allowed_tags``), so its O words may be one of them.
+
+        >>> Source("anercorp", "a.jsonl", o_may_be=("ORG",)).as_trained(Document("d", "نص", annotated=("PERS", "ORG"))).annotated
+        ('PERS',)
+        """
+        if not self.o_may_be:
+            return document
+        return replace(document, annotated=tuple(label for label in document.annotated if label not in self.o_may_be))
 
 
 @dataclass(frozen=True)
@@ -68,6 +88,18 @@ def _number(value, where: str, minimum: float, maximum: float | None = None) -> 
     return float(value)
 
 
+def _labels(value, where: str) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(label, str) for label in value):
+        raise RecipeError(f"{where}: expected a list of labels, got {value!r}")
+    try:
+        return known_labels(value)
+    except ValueError as exc:
+        raise RecipeError(f"{where}: {exc}") from None
+
+
+SOURCE_KEYS = ("name", "path", "weight", "dev_fraction", "o_may_be")
+
+
 def parse_recipe(data: dict, path: str) -> Recipe:
     """Check a parsed recipe; every error names ``path`` and the key."""
     unknown = sorted(set(data) - {"seed", "sources"})
@@ -84,9 +116,9 @@ def parse_recipe(data: dict, path: str) -> Recipe:
         where = f"{path}: sources #{number}"
         if not isinstance(entry, dict):
             raise RecipeError(f"{where}: expected a table")
-        unknown = sorted(set(entry) - {"name", "path", "weight", "dev_fraction"})
+        unknown = sorted(set(entry) - set(SOURCE_KEYS))
         if unknown:
-            raise RecipeError(f"{where}: unknown key(s) {', '.join(unknown)} (known: name, path, weight, dev_fraction)")
+            raise RecipeError(f"{where}: unknown key(s) {', '.join(unknown)} (known: {', '.join(SOURCE_KEYS)})")
         for key in ("name", "path"):
             if not isinstance(entry.get(key), str) or not entry[key]:
                 raise RecipeError(f"{where}: {key}: expected a non-empty string, got {entry.get(key)!r}")
@@ -96,6 +128,7 @@ def parse_recipe(data: dict, path: str) -> Recipe:
                 entry["path"],
                 _number(entry.get("weight", 1.0), f"{where} ({entry['name']}): weight", 0.0),
                 _number(entry.get("dev_fraction", 0.0), f"{where} ({entry['name']}): dev_fraction", 0.0, 0.9),
+                _labels(entry.get("o_may_be", []), f"{where} ({entry['name']}): o_may_be"),
             )
         )
     names = [source.name for source in sources]

@@ -512,6 +512,7 @@ def data_record(recipe: Recipe, splits: Sequence[SourceSplit], trained: TrainedM
                 "weight": source.weight,
                 "dev_fraction": source.dev_fraction,
                 "annotated": annotated,
+                "o_may_be": list(source.o_may_be),
                 "training_documents": len(split.train),
                 "dev_documents": len(split.dev),
                 "held_back_documents": len(split.held_back),
@@ -576,7 +577,10 @@ def run(args: argparse.Namespace) -> int:
         if len(cv_split.train) < 2:
             raise ArgumentError(f"--cv needs at least 2 documents in source {cv_name!r}; it has {len(cv_split.train)}")
     source, settings = settings_from_args(args)
-    data = TrainingData([(s.name, d) for s in splits for d in s.train], [(s.name, d) for s in splits for d in s.dev], recipe.weights)
+    # The loss reads each training document as its source's recipe entry says (``Source.as_trained``);
+    # dev documents are scored on everything their source marks.
+    sources = {source.name: source for source in recipe.sources}
+    data = TrainingData([(s.name, sources[s.name].as_trained(d)) for s in splits for d in s.train], [(s.name, d) for s in splits for d in s.dev], recipe.weights)
     output = Path(args.output)
     staging = staging_dir_for(output)
     if _is_main_process() and staging.exists():
@@ -592,7 +596,7 @@ def run(args: argparse.Namespace) -> int:
             others = [(name, d) for name, d in data.train if name != cv_split.name]
 
             def fit(fold_train: Sequence[Document], fold: int):
-                fold_data = TrainingData(others + [(cv_split.name, d) for d in fold_train], [], data.weights)
+                fold_data = TrainingData(others + [(cv_split.name, sources[cv_split.name].as_trained(d)) for d in fold_train], [], data.weights)
                 return train_model(fold_data, source, settings, staging / f"fold-{fold}", progress)
 
             cv_summary = cross_validate(cv_split.train, fit, folds=args.cv_folds, log=_log)
