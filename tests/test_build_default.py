@@ -1,13 +1,13 @@
 """Which earlier stages ``training.build_default`` may reuse: a stage is trained again exactly when
 something it reads has changed; and the card's agreement table of sources that annotate the same
-dev lines."""
+dev lines; the card's label decisions."""
 
 import json
 from pathlib import Path
 
 from serving.annotation import Document, write_documents
 from serving.spans import Span
-from training.build_default import dev_agreement, pull_tables, stage_fingerprint
+from training.build_default import MAP_DECISIONS, dev_agreement, label_decisions, pull_tables, stage_fingerprint
 
 
 def _stage(tmp_path: Path) -> tuple[list[str], Path]:
@@ -76,3 +76,12 @@ def test_the_card_sets_the_model_beside_how_far_two_annotations_of_the_same_dev_
     assert "coarse and fine annotate the same 1 dev lines" in table
     assert "| ORG | 1 | 0 | 1 | 0.667 | 0.500 | 0.400 |" in table
     assert "| GPE\\|LOC\\|FAC | 1 | 0 | 0 | 1.000 | 0.900 | 0.800 |" in table
+
+
+def test_the_card_names_the_sources_whose_o_words_may_be_a_label_they_mark():
+    freed = {"data": {"sources": [{"name": "coarse", "o_may_be": ["ORG"]}, {"name": "fine", "o_may_be": []}, {"name": "old-record"}]}}
+    decisions = label_decisions(freed)
+    assert decisions.startswith(MAP_DECISIONS)
+    added = decisions.removeprefix(MAP_DECISIONS).strip().splitlines()
+    assert len(added) == 1 and added[0].startswith("- coarse marks ORG, but when training a word it leaves O may still be ORG")
+    assert label_decisions({"data": {"sources": [{"name": "fine", "o_may_be": []}]}}) == MAP_DECISIONS

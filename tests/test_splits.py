@@ -135,6 +135,9 @@ def test_shipped_recipes_share_their_dev_documents():
         ({"sources": [{"name": "a", "path": "x", "weight": 0}]}, r"every source has weight 0"),
         ({"sources": [{"name": "a"}]}, r"sources #1: path: expected a non-empty string"),
         ({"seed": "x", "sources": [{"name": "a", "path": "x"}]}, r"seed: expected an integer"),
+        ({"sources": [{"name": "a", "path": "x", "o_may_be": "ORG"}]}, r"sources #1 \(a\): o_may_be: expected a list of labels, got 'ORG'"),
+        ({"sources": [{"name": "a", "path": "x", "o_may_be": ["ORG", "MISC"]}]}, r"sources #1 \(a\): o_may_be: unknown label\(s\) MISC"),
+        ({"sources": [{"name": "a", "path": "x", "o_may_be_": []}]}, r"unknown key\(s\) o_may_be_ \(known: name, path, weight, dev_fraction, o_may_be\)"),
     ],
 )
 def test_bad_recipes_name_the_file_and_the_key(data, message):

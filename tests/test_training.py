@@ -257,6 +257,32 @@ def test_multi_corpus_training_from_scratch_reports_per_source_dev_scores(tmp_pa
     assert "| wojood | `" in card and "| source | precision | recall | F1 | gold entities | scored as |" in card
 
 
+def test_o_may_be_frees_a_sources_o_words_in_training_only(tmp_path, excerpt_recipe):
+    """ANERcorp's O words may be ORGs when its recipe entry says so: the loss allows B-/I-ORG there,
+    its own ORG spans stay single-tag targets, and its dev documents are still scored on ORG."""
+    from serving.schema import TAG_TO_ID
+    from training.loss import allowed_mask
+    from training.sources import load_recipe
+
+    text = excerpt_recipe.read_text(encoding="utf-8")
+    entry = 'name = "anercorp"\n'
+    recipe_path = tmp_path / "recipe.toml"
+    recipe_path.write_text(text.replace(entry, entry + 'o_may_be = ["ORG"]\n'), encoding="utf-8")
+    recipe = load_recipe(recipe_path)
+    splits = recipe.split()
+    trained = train.training_data(recipe, splits)
+    anercorp_train = [d for name, d in trained.train if name == "anercorp"]
+    assert anercorp_train and all(d.annotated == ("PERS", "GPE", "LOC", "FAC") for d in anercorp_train)
+    assert all("ORG" in d.annotated for name, d in trained.dev if name == "anercorp") and any(name == "anercorp" for name, _ in trained.dev)
+    assert all(d.annotated == ENTITY_LABELS for name, d in trained.train if name == "wojood")  # other sources untouched
+
+    segments = [s for d in anercorp_train for s in data.document_segments(d, "anercorp")]
+    outside = {allowed_mask(tag, s.annotated) for s in segments for tag in s.tags if tag == "O"}
+    org_begin = {allowed_mask(tag, s.annotated) for s in segments for tag in s.tags if tag == "B-ORG"}
+    assert outside == {allowed_mask("O", ("PERS", "GPE", "LOC", "FAC"))} and all(mask >> TAG_TO_ID["B-ORG"] & 1 for mask in outside)
+    assert org_begin == {1 << TAG_TO_ID["B-ORG"]}  # the excerpt's ORG spans still teach ORG
+
+
 def test_cross_validation_over_one_source_trains_on_the_others(tmp_path, excerpt_recipe):
     output = tmp_path / "cv-multi"
     argv = ["--recipe", str(excerpt_recipe), "--output", str(output), "--cv", "--cv-source", "seeds", "--cv-folds", "1", "--epochs", "1", *TINY]

@@ -401,6 +401,18 @@ Main label-map decisions (each is commented in its `annotations/label_maps/*.tom
   the O words of the others may be any of these (the coverage-aware loss)."""
 
 
+def label_decisions(stage1: dict) -> str:
+    """The label-map decisions, with those the recipes add (``o_may_be``, as stage 1 recorded it)."""
+    freed = [
+        f"- {source['name']} marks {', '.join(source['o_may_be'])}, but when training a word it leaves O may still be "
+        f"{' or '.join(source['o_may_be'])} (recipe key `o_may_be`): another corpus annotates the same sentences and marks "
+        "many more, as our guidelines do. Its own spans still teach the label, and its dev set is still scored on it."
+        for source in stage1["data"]["sources"]
+        if source.get("o_may_be")
+    ]
+    return "\n".join([MAP_DECISIONS, *freed])
+
+
 def default_card(encoder: Path, chosen: Arm, stage1: dict, stage2: dict, pull: dict, comparison: dict | None, stage2_card: str) -> str:
     sources = tomllib.loads(SOURCES_FILE.read_text(encoding="utf-8"))
     dev = stage2["dev"]
@@ -460,7 +472,7 @@ while training on everything else: **{seeds_cv_f1(stage2):.3f}** pooled
 
 {LICENCE_NOTE}
 
-{MAP_DECISIONS}
+{label_decisions(stage1)}
 
 ## How it was trained
 

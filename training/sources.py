@@ -48,9 +48,8 @@ class Source:
     weight: float = 1.0
     dev_fraction: float = 0.0
     # Labels this source marks, but whose absence is no evidence when training: where another corpus
-    # annotates the same sentences with a label the way our guidelines do and this one leaves out many
-    # of its mentions, a word left O here may still be that label. Its spans of the label stay positives,
-    # and its dev set is still scored on the label.
+    # over the same sentences marks many mentions this one leaves out, a word left O here may still be
+    # that label. Its spans of the label stay positives, and its dev set is still scored on the label.
     o_may_be: tuple[str, ...] = ()
 
     def as_trained(self, document: Document) -> Document:
@@ -75,6 +74,9 @@ class Recipe:
         """Validate and read every source (raises InvalidDataError), then carve the dev sets."""
         loaded = [(source.name, load_training_documents(source.path), source.dev_fraction) for source in self.sources]
         return carve_dev_splits(loaded, self.seed)
+
+    def source(self, name: str) -> Source:
+        return next(source for source in self.sources if source.name == name)
 
     @property
     def weights(self) -> dict[str, float]:

@@ -564,6 +564,14 @@ def run_record(args: argparse.Namespace, recipe: Recipe, splits: Sequence[Source
     }
 
 
+def training_data(recipe: Recipe, splits: Sequence[SourceSplit]) -> TrainingData:
+    """The splits' documents under their source names. Training documents are read as their
+    recipe entry says (``Source.as_trained``: labels whose O is no evidence); dev documents stay as
+    they are, scored on everything their source marks."""
+    train = [(split.name, recipe.source(split.name).as_trained(document)) for split in splits for document in split.train]
+    return TrainingData(train, [(split.name, document) for split in splits for document in split.dev], recipe.weights)
+
+
 def run(args: argparse.Namespace) -> int:
     recipe = load_recipe_from_args(args)
     splits = move_dev_ids(recipe.split(), args.dev_ids)  # validates every file before any model is loaded
@@ -577,10 +585,7 @@ def run(args: argparse.Namespace) -> int:
         if len(cv_split.train) < 2:
             raise ArgumentError(f"--cv needs at least 2 documents in source {cv_name!r}; it has {len(cv_split.train)}")
     source, settings = settings_from_args(args)
-    # The loss reads each training document as its source's recipe entry says (``Source.as_trained``);
-    # dev documents are scored on everything their source marks.
-    sources = {source.name: source for source in recipe.sources}
-    data = TrainingData([(s.name, sources[s.name].as_trained(d)) for s in splits for d in s.train], [(s.name, d) for s in splits for d in s.dev], recipe.weights)
+    data = training_data(recipe, splits)
     output = Path(args.output)
     staging = staging_dir_for(output)
     if _is_main_process() and staging.exists():
@@ -596,7 +601,7 @@ def run(args: argparse.Namespace) -> int:
             others = [(name, d) for name, d in data.train if name != cv_split.name]
 
             def fit(fold_train: Sequence[Document], fold: int):
-                fold_data = TrainingData(others + [(cv_split.name, sources[cv_split.name].as_trained(d)) for d in fold_train], [], data.weights)
+                fold_data = TrainingData(others + [(cv_split.name, recipe.source(cv_split.name).as_trained(d)) for d in fold_train], [], data.weights)
                 return train_model(fold_data, source, settings, staging / f"fold-{fold}", progress)
 
             cv_summary = cross_validate(cv_split.train, fit, folds=args.cv_folds, log=_log)
