@@ -70,12 +70,17 @@ def label_set(labels) -> str:
 
 
 def known_labels(values: Sequence[str]) -> tuple[str, ...]:
-    """A list of our labels (each once) in schema order; raises ValueError naming unknown or
-    repeated ones.
+    """A list of our labels (each once) in schema order; raises ValueError for anything but a list
+    of strings (a value read from a file), and naming unknown or repeated labels.
 
     >>> known_labels(["GPE", "PERS"])
     ('PERS', 'GPE')
+    >>> known_labels("PERS")
+    Traceback (most recent call last):
+    ValueError: expected a list of labels, got 'PERS'
     """
+    if not isinstance(values, (list, tuple)) or not all(isinstance(value, str) for value in values):
+        raise ValueError(f"expected a list of labels, got {values!r}")
     unknown = [value for value in values if value not in ENTITY_LABELS]
     if unknown:
         raise ValueError(f"unknown label(s) {', '.join(unknown)} (known: {', '.join(ENTITY_LABELS)})")

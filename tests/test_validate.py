@@ -79,7 +79,7 @@ def test_coverage_fields_and_label_sets_are_checked(tmp_path):
     assert f"{path}:1" not in out
     assert f"{path}:2: span 18-24 GPE|CITY: unknown label" in out
     assert f"{path}:3: field 'annotated': unknown label(s) TIME" in out
-    assert f"{path}:4: field 'annotated' must be a list of labels" in out
+    assert f"{path}:4: field 'annotated': expected a list of labels, got 'PERS'" in out
 
 
 def test_coverage_fields_survive_a_round_trip(tmp_path):

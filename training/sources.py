@@ -91,8 +91,6 @@ def _number(value, where: str, minimum: float, maximum: float | None = None) -> 
 
 
 def _labels(value, where: str) -> tuple[str, ...]:
-    if not isinstance(value, list) or not all(isinstance(label, str) for label in value):
-        raise RecipeError(f"{where}: expected a list of labels, got {value!r}")
     try:
         return known_labels(value)
     except ValueError as exc:
