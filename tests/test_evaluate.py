@@ -12,7 +12,7 @@ import pytest
 from serving.annotation import Document, read_documents, write_documents
 from serving.spans import Span, tags_to_spans
 from tests.fixtures_training import SEEDS
-from training.evaluate import ERROR_CONTEXT_CHARS, main
+from training.evaluate import ERROR_CONTEXT_CHARS, LABEL_MAPS, EvaluationError, main, map_label, map_tags
 from training.scoring import entity_report, entity_scores
 from training.predict import load_predictor
 
@@ -105,6 +105,49 @@ def test_cli_on_conll_gold_with_conll4_label_map(tiny_model_dir, tmp_path):
     # These sentences come from the seeds the tiny model was trained on.
     assert report["micro avg"]["f1-score"] >= 0.9
     assert main([*args, "--strict"]) == 0
+
+
+def test_cli_scores_converted_corpora_in_conll4_classes_each_on_its_coverage(tiny_model_dir, tmp_path):
+    """``--label-map conll4`` on dev sets converted from corpora: a corpus with one place class
+    ("GPE|LOC|FAC") and no NORP scores the model's places as LOC and its NORP as nothing (not as
+    MISC false positives); a fully annotated source is renamed span by span."""
+    first, second = read_documents(SEEDS)[:2]
+    (tokens1, tags1), (tokens2, tags2) = load_predictor(str(tiny_model_dir)).predict([first.text, second.text])
+    predicted1, predicted2 = tags_to_spans(first.text, tokens1, tags1), tags_to_spans(second.text, tokens2, tags2)
+    assert {"NORP", "GPE"} <= {span.label for span in predicted1}  # what the corpus's coverage must drop and merge
+    coarse = ("PERS", "ORG", "GPE", "LOC", "FAC")
+    corpus_gold = [Span(s.start, s.end, "GPE|LOC|FAC" if s.label in {"GPE", "LOC", "FAC"} else s.label, s.text) for s in predicted1 if s.label in coarse]
+    # Our fully annotated document's gold lacks one of the model's persons: one false positive.
+    missed = next(span for span in predicted2 if span.label == "PERS")
+    ours_gold = [span for span in predicted2 if span != missed]
+    gold_path = tmp_path / "dev.jsonl"
+    write_documents(gold_path, [
+        Document("corpus-0", first.text, corpus_gold, source="corpus", annotated=coarse),
+        Document("ours-0", second.text, ours_gold, source="ours"),
+    ])
+    out = tmp_path / "eval"
+    assert main(["--model", str(tiny_model_dir), "--data", str(gold_path), "--label-map", "conll4", "--output-dir", str(out)]) == 0
+    per_source = json.loads((out / "report.json").read_text(encoding="utf-8"))["per_source"]
+
+    corpus = per_source["corpus"]
+    assert {label for label in corpus if not label.endswith(" avg")} <= {"PER", "ORG", "LOC"}
+    assert corpus["LOC"]["support"] == sum(span.label == "GPE|LOC|FAC" for span in corpus_gold)
+    assert corpus["micro avg"] == {"precision": 1.0, "recall": 1.0, "f1-score": 1.0, "support": len(corpus_gold)}
+
+    ours = per_source["ours"]
+    scored = sum(span.label not in {"OCC", "DATE"} for span in ours_gold)  # conll4 drops OCC and DATE
+    assert ours["MISC"]["support"] == sum(span.label in {"NORP", "EVENT"} for span in ours_gold) > 0
+    assert ours["micro avg"] == {"precision": pytest.approx(scored / (scored + 1)), "recall": 1.0, "f1-score": pytest.approx(2 * scored / (2 * scored + 1)), "support": scored}
+
+
+def test_conll4_renames_a_label_set_member_by_member_or_says_why_it_cannot():
+    assert map_label("GPE|LOC", LABEL_MAPS["conll4"], "gold") == "LOC"
+    assert map_label("PERS|NORP", LABEL_MAPS["conll4"], "gold") == "PER|MISC"
+    assert map_tags(["B-OCC", "I-OCC", "B-GPE|LOC|FAC"], LABEL_MAPS["conll4"], "gold") == ["O", "O", "B-LOC"]
+    with pytest.raises(EvaluationError, match=r"gold label set 'PERS\|OCC' mixes labels the map drops \(OCC\) with labels it keeps"):
+        map_label("PERS|OCC", LABEL_MAPS["conll4"], "gold")
+    with pytest.raises(EvaluationError, match=r"predicted label 'GPE\|CITY' \(member 'CITY'\) has no entry in the label map"):
+        map_label("GPE|CITY", LABEL_MAPS["conll4"], "predicted")
 
 
 def test_cli_on_conll_gold_in_a_corpus_scheme_with_its_label_map_file(tiny_model_dir, tmp_path):

@@ -201,14 +201,41 @@ def scored_by_source(
     return grouped
 
 
+def scored_documents(
+    documents: Sequence[Document], gold: Sequence[Sequence[str]], predicted: Sequence[Sequence[str]], sources: Sequence[str]
+) -> tuple[list[list[str]], list[list[str]]]:
+    """Each document's gold and predicted tags rewritten by ``scored_tags`` to score only what its
+    source (``sources``, one name per document) annotates; the documents keep their order.
+
+    Raises ValueError naming a source whose documents disagree on what they annotate.
+    """
+    scorings = scorings_by_source(documents, sources)
+    pairs = [scored_tags(g, p, scorings[source]) for g, p, source in zip(gold, predicted, sources)]
+    return [g for g, _ in pairs], [p for _, p in pairs]
+
+
+def reports_by_source(sources: Sequence[str], gold: Sequence[Sequence[str]], predicted: Sequence[Sequence[str]], strict: bool = False) -> dict[str, dict]:
+    """``{source: report}`` over tag sequences grouped by ``sources`` (one name per sequence, in
+    first-seen order), and ``"all"`` pooling every sequence.
+
+    >>> reports = reports_by_source(["a", "b"], [["B-PERS"], ["B-ORG"]], [["B-PERS"], ["O"]])
+    >>> {source: report["micro avg"]["f1-score"] for source, report in reports.items()}
+    {'a': 1.0, 'b': 0.0, 'all': 0.6666666666666666}
+    """
+    reports = {
+        name: entity_report([g for g, source in zip(gold, sources) if source == name], [p for p, source in zip(predicted, sources) if source == name], strict)
+        for name in dict.fromkeys(sources)
+    }
+    reports["all"] = entity_report(gold, predicted, strict)
+    return reports
+
+
 def per_source_reports(documents: Sequence[Document], predicted: Sequence[Sequence[str]], sources: Sequence[str]) -> dict[str, dict]:
     """``{source: report}`` for documents grouped by their source (``sources``, one name per
     document), each source scored on its own coverage, and ``"all"`` pooling every source's
     scored tags."""
-    grouped = scored_by_source(sources, [gold_tags(d) for d in documents], predicted, scorings_by_source(documents, sources))
-    reports = {source: entity_report(gold, guess) for source, (gold, guess) in grouped.items()}
-    reports["all"] = entity_report([g for gold, _ in grouped.values() for g in gold], [p for _, guess in grouped.values() for p in guess])
-    return reports
+    gold, guess = scored_documents(documents, [gold_tags(d) for d in documents], predicted, sources)
+    return reports_by_source(sources, gold, guess)
 
 
 def mean_source_f1(reports: dict[str, dict]) -> float:
