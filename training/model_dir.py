@@ -1,8 +1,8 @@
 """Writing a model directory so that it is either complete or absent: assembled in a hidden
 sibling (same file system, so the final rename is atomic) and renamed into place at the end.
 
-Training, pre-training and export all write this way; pre-training also keeps its checkpoints in
-the staging directory, so an interrupted run resumes from there.
+Training, pre-training and export all write this way; training and pre-training also keep their
+checkpoints in the staging directory, so an interrupted run resumes from there.
 """
 
 from __future__ import annotations
@@ -30,3 +30,20 @@ def publish(staging: Path, output: Path) -> None:
         shutil.rmtree(retired)
     else:
         staging.rename(output)
+
+
+def last_complete_checkpoint(directory: Path) -> str | None:
+    """The latest ``checkpoint-N`` that was written to the end: the Trainer writes its
+    ``trainer_state.json`` last, so a run killed while saving leaves a checkpoint without it.
+
+    >>> import tempfile
+    >>> root = Path(tempfile.mkdtemp())
+    >>> for name in ("checkpoint-4", "checkpoint-6"): (root / name).mkdir()
+    >>> _ = (root / "checkpoint-4" / "trainer_state.json").write_text("{}")
+    >>> Path(last_complete_checkpoint(root)).name
+    'checkpoint-4'
+    """
+    if not directory.is_dir():
+        return None
+    complete = [path for path in directory.glob("checkpoint-*") if path.name.split("-")[-1].isdigit() and (path / "trainer_state.json").is_file()]
+    return str(max(complete, key=lambda path: int(path.name.split("-")[-1]))) if complete else None

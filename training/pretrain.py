@@ -64,7 +64,7 @@ from serving.text import fold_marks_and_alef, segment_words
 
 from .base_model import BaseModelError, load_pretrained
 from .hardware import PRECISIONS, device_name, trainer_device_arguments
-from .model_dir import publish, staging_dir_for
+from .model_dir import last_complete_checkpoint, publish, staging_dir_for
 from .scratch import ScratchSizes, add_size_arguments, check_size_arguments, sizes_from_arguments
 from .modelcard import file_sha256, git_commit, json_text
 
@@ -581,23 +581,6 @@ def build_model(args: argparse.Namespace, tokenizer, base=None):
     config = BertConfig(**{**asdict(sizes), "vocab_size": len(tokenizer)}, pad_token_id=tokenizer.pad_token_id)
     torch.manual_seed(args.seed)
     return masked_positions_bert(config)
-
-
-def last_complete_checkpoint(directory: Path) -> str | None:
-    """The latest ``checkpoint-N`` that was written to the end: the Trainer writes its
-    ``trainer_state.json`` last, so a run killed while saving leaves a checkpoint without it.
-
-    >>> import tempfile
-    >>> root = Path(tempfile.mkdtemp())
-    >>> for name in ("checkpoint-4", "checkpoint-6"): (root / name).mkdir()
-    >>> _ = (root / "checkpoint-4" / "trainer_state.json").write_text("{}")
-    >>> Path(last_complete_checkpoint(root)).name
-    'checkpoint-4'
-    """
-    if not directory.is_dir():
-        return None
-    complete = [path for path in directory.glob("checkpoint-*") if path.name.split("-")[-1].isdigit() and (path / "trainer_state.json").is_file()]
-    return str(max(complete, key=lambda path: int(path.name.split("-")[-1]))) if complete else None
 
 
 def run(args: argparse.Namespace) -> int:

@@ -54,11 +54,12 @@ from serving.schema import BIO_TAGS, ENTITY_LABELS
 from serving.text import segment_words
 
 from .base_model import DEFAULT_BASE_MODEL, BaseModelError, load_pretrained, randomly_initialised
+from .crops import crops_for_document
 from .cv import cross_validate
 from .data import InvalidDataError, Segment, default_overlap, document_segments, encode_examples, usable_max_length
 from .hardware import PRECISIONS, device_name, trainer_device_arguments
 from .loss import LOSSES, PartialLabelTrainer
-from .model_dir import publish, staging_dir_for
+from .model_dir import last_complete_checkpoint, publish, staging_dir_for
 from .modelcard import file_sha256, git_commit, json_text, label_counts, render_model_card, write_training_curve
 from .predict import WordPredictor
 from .scoring import entity_scores, mean_source_f1, per_source_reports, scored_by_source, scorings_by_source
@@ -96,6 +97,7 @@ class TrainSettings:
     early_stopping_patience: int = 3
     loss: str = "partial"
     precision: str = "auto"
+    short_crops: float = 0.0  # extra short segments per training sentence (training/crops.py)
 
 
 # A small random-weight model needs many more passes, and a larger step, to learn from a few articles;
@@ -192,8 +194,8 @@ def training_arguments(settings: TrainSettings, work_dir: Path, with_dev: bool, 
         logging_strategy="epoch",
         eval_strategy=per_epoch,
         save_strategy=per_epoch,
-        save_total_limit=1,
-        save_only_model=True,
+        save_total_limit=1,  # the Trainer keeps the best epoch's checkpoint too
+        save_only_model=False,  # optimiser, scheduler and RNG state: the same command continues a killed run
         load_best_model_at_end=with_dev,
         metric_for_best_model="f1" if with_dev else None,
         greater_is_better=True if with_dev else None,
@@ -281,6 +283,7 @@ def train_model(data: TrainingData, source: ModelSource, settings: TrainSettings
         for document in documents:
             if id(document) not in encoded:
                 segments = document_segments(document, name)
+                segments += crops_for_document(segments, settings.short_crops, settings.seed)
                 encoded[id(document)] = segments, encode_examples(segments, tokenizer, max_length, overlap, loss=settings.loss)
             segments, examples = encoded[id(document)]
             examples_per_source.setdefault(name, []).extend(examples)
@@ -305,7 +308,10 @@ def train_model(data: TrainingData, source: ModelSource, settings: TrainSettings
         preprocess_logits_for_metrics=(lambda logits, labels: torch.log_softmax(logits.float(), dim=-1)) if with_dev else None,
         callbacks=[EarlyStoppingCallback(settings.early_stopping_patience)] if with_dev else [],
     )
-    output = trainer.train()
+    resume_from = last_complete_checkpoint(work_dir / "checkpoints")
+    if resume_from:
+        _log(f"resuming from {resume_from} (the same command was interrupted there)")
+    output = trainer.train(resume_from_checkpoint=resume_from)
     best_epoch = None
     if with_dev and trainer.state.best_model_checkpoint:
         best_step = int(Path(trainer.state.best_model_checkpoint).name.rsplit("-", 1)[1])
@@ -401,6 +407,7 @@ def build_parser() -> argparse.ArgumentParser:
     hyper.add_argument("--max-length", type=int, help="window length in sub-words incl. [CLS]/[SEP]; default and upper bound: the model's max_position_embeddings")
     hyper.add_argument("--loss", choices=LOSSES, default=defaults.loss, help="partial: coverage-aware (default); cross-entropy: every O is O")
     hyper.add_argument("--precision", choices=PRECISIONS, default=defaults.precision, help="auto: bf16 on GPUs and AMX CPUs, else fp32 (default %(default)s)")
+    hyper.add_argument("--short-crops", type=float, default=defaults.short_crops, metavar="N", help="also train on N short crops per sentence on average: lone entities, 2-8-word fragments cut at entity-safe points (default %(default)s)")
     evaluation = parser.add_argument_group("evaluation")
     evaluation.add_argument("--dev-ids", help="comma-separated document ids held out as dev set: F1 every epoch, early stopping, best epoch kept")
     evaluation.add_argument("--dev-fraction", type=float, help="with --data: share of each file's documents held out as its dev set (seeded draw)")
@@ -434,6 +441,7 @@ def settings_from_args(args: argparse.Namespace) -> tuple[ModelSource, TrainSett
         "early_stopping_patience": args.early_stopping_patience,
         "loss": args.loss,
         "precision": args.precision,
+        "short_crops": args.short_crops,
     }
     return source, TrainSettings(**{key: defaults[key] if value is None else value for key, value in chosen.items()})
 
@@ -450,6 +458,8 @@ def _check_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) 
         parser.error("--cv-source needs --cv")
     if args.recipe and (args.dev_fraction is not None or args.split_seed is not None):
         parser.error("a recipe names each source's dev fraction and its split seed; --dev-fraction and --split-seed go with --data")
+    if args.short_crops < 0:
+        parser.error(f"--short-crops must be 0 or more, got {args.short_crops}")
     if args.dev_fraction is not None and not 0 <= args.dev_fraction <= 0.9:
         parser.error(f"--dev-fraction must be between 0 and 0.9, got {args.dev_fraction}")
     output = Path(args.output)
@@ -572,6 +582,32 @@ def training_data(recipe: Recipe, splits: Sequence[SourceSplit]) -> TrainingData
     return TrainingData(train, [(split.name, document) for split in splits for document in split.dev], recipe.weights)
 
 
+RUN_COMMAND_FILE = "command.json"
+
+
+def resumable_argv(argv: Sequence[str]) -> list[str]:
+    """The options that decide what a run trains (progress bars and --overwrite do not).
+
+    >>> resumable_argv(["--data", "a.jsonl", "--output", "m", "--overwrite", "--no-progress"])
+    ['--data', 'a.jsonl', '--output', 'm']
+    """
+    return [arg for arg in argv if arg not in ("--no-progress", "--overwrite")]
+
+
+def prepare_staging(staging: Path, argv: Sequence[str]) -> None:
+    """Keep the staging directory of an interrupted run of the same command (its checkpoints let
+    training continue where it stopped); clear one left by any other command."""
+    record = staging / RUN_COMMAND_FILE
+    command = json_text({"argv": resumable_argv(argv)})
+    if staging.exists():
+        if record.is_file() and record.read_text(encoding="utf-8") == command:
+            _log(f"continuing the interrupted run kept in {staging}")
+            return
+        shutil.rmtree(staging)  # another command's leftovers: nothing of it applies here
+    staging.mkdir(parents=True)
+    atomic_write_text(record, command)
+
+
 def run(args: argparse.Namespace) -> int:
     recipe = load_recipe_from_args(args)
     splits = move_dev_ids(recipe.split(), args.dev_ids)  # validates every file before any model is loaded
@@ -588,8 +624,8 @@ def run(args: argparse.Namespace) -> int:
     data = training_data(recipe, splits)
     output = Path(args.output)
     staging = staging_dir_for(output)
-    if _is_main_process() and staging.exists():
-        shutil.rmtree(staging)  # left by a crashed run; no other process touches it before training starts
+    if _is_main_process():
+        prepare_staging(staging, args.argv)
     base = "from scratch" if source.from_scratch else f"{source.base_model} (architecture and tokenizer only, random weights)" if source.random_init else source.base_model
     for split in splits:
         _log(f"source {split.name}: {len(split.train)} training document(s), {len(split.dev)} dev, {split.held_back_lines} line(s) of {len(split.held_back)} held back (text shared with dev)")
@@ -617,13 +653,14 @@ def run(args: argparse.Namespace) -> int:
         shutil.rmtree(staging / "final", ignore_errors=True)
         for fold_dir in staging.glob("fold-*"):
             shutil.rmtree(fold_dir)
+        (staging / RUN_COMMAND_FILE).unlink()
         write_model_dir(staging, trained, info)
         if cv_summary:
             atomic_write_text(staging / "cv.json", json_text(cv_summary))
         publish(staging, output)
     except BaseException:
         if _is_main_process():
-            shutil.rmtree(staging, ignore_errors=True)
+            _log(f"stopped; {staging} keeps the last epoch's checkpoints: the same command continues from there")
         raise
     summary = f"wrote {output}: training-set F1 {info['training_set']['f1']:.3f}"
     if info["dev"]:

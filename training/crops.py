@@ -1,0 +1,110 @@
+"""Short crops of training sentences: what a user types first (a name, a headline, one clause).
+
+Corpora and articles teach a model on sentences of twenty to forty words; given three words
+(«زار بوتين موسكو») such a model has never seen text that short, and it shows (one ORG over the
+whole headline). ``short_crops`` cuts extra training segments out of each sentence: a lone entity,
+or a run of 2 to ``MAX_CROP_WORDS`` words, always at entity-safe points (a crop never starts or ends
+inside an entity, so every entity in it is whole and keeps its tags), without the sentence's edge
+punctuation, as headlines come. The crops train beside the full sentences; dev sets are not cropped.
+"""
+
+from __future__ import annotations
+
+import random
+import unicodedata
+from typing import Sequence
+
+from serving.spans import split_tag, tag_ranges
+
+from .data import Segment
+
+MAX_CROP_WORDS = 8
+LONE_ENTITY_SHARE = 0.3  # of the crops of a sentence with an entity: the entity alone
+
+
+def safe_cut_points(tags: Sequence[str]) -> list[int]:
+    """Word indices where a crop may start or end: not inside an entity (the next tag is no I-).
+
+    >>> safe_cut_points(["O", "B-PERS", "I-PERS", "O", "B-GPE"])
+    [0, 1, 3, 4, 5]
+    """
+    return [i for i in range(len(tags) + 1) if i == len(tags) or split_tag(tags[i])[0] != "I"]
+
+
+def _is_punctuation(word: str) -> bool:
+    return all(unicodedata.category(ch)[0] in "PSZ" for ch in word)
+
+
+def crop(segment: Segment, first: int, end: int, number: int) -> Segment:
+    """Words ``first:end`` of ``segment`` as a segment of their own (id ``DOC#cropN``).
+
+    >>> from serving.text import segment_words
+    >>> s = Segment("d", tuple(segment_words("قال إن بوتين زار موسكو")), ("O", "O", "B-PERS", "O", "B-GPE"))
+    >>> c = crop(s, 2, 5, 0)
+    >>> c.document_id, c.words, c.tags
+    ('d#crop0', ['بوتين', 'زار', 'موسكو'], ('B-PERS', 'O', 'B-GPE'))
+    """
+    tags = segment.tags[first:end]
+    if tags and split_tag(tags[0])[0] == "I":
+        raise ValueError(f"{segment.document_id}: a crop at word {first} would start inside an entity ({tags[0]})")
+    if end < len(segment.tags) and split_tag(segment.tags[end])[0] == "I":
+        raise ValueError(f"{segment.document_id}: a crop ending at word {end} would cut an entity ({segment.tags[end]})")
+    return Segment(f"{segment.document_id}#crop{number}", segment.tokens[first:end], tags, segment.annotated, segment.source)
+
+
+def crop_ranges(segment: Segment, count: int, rng: random.Random) -> list[tuple[int, int]]:
+    """Up to ``count`` distinct word ranges to crop from one sentence (fewer when it is too short).
+
+    >>> tags = ("O", "B-OCC", "B-PERS", "I-PERS", "O", "B-GPE", "B-DATE", "O")
+    >>> s = Segment("d", (), tags)
+    >>> ranges = crop_ranges(s, 3, random.Random(1))
+    >>> all(tags[a][0] != "I" and (b == len(tags) or tags[b][0] != "I") and 1 <= b - a <= MAX_CROP_WORDS for a, b in ranges)
+    True
+    """
+    words = [token.text for token in segment.tokens] or ["w"] * len(segment.tags)
+    first_word = next((i for i, w in enumerate(words) if not _is_punctuation(w)), len(words))
+    end_word = next((i + 1 for i in range(len(words) - 1, -1, -1) if not _is_punctuation(words[i])), 0)
+    if end_word - first_word < 2:
+        return []
+    cuts = [i for i in safe_cut_points(segment.tags) if first_word <= i <= end_word]
+    entities = [(a, b) for a, b, _ in tag_ranges(segment.tags) if first_word <= a and b <= end_word]
+    chosen: set[tuple[int, int]] = set()
+    for _ in range(count * 4):  # a few draws more than needed: some repeat or do not fit
+        if len(chosen) == count:
+            break
+        if entities and rng.random() < LONE_ENTITY_SHARE:
+            chosen.add(rng.choice(entities))
+            continue
+        length = rng.randint(2, MAX_CROP_WORDS)
+        starts = [a for a in cuts if any(a + 2 <= b <= a + length for b in cuts)]
+        if not starts:
+            continue
+        start = rng.choice(starts)
+        ends = [b for b in cuts if start + 2 <= b <= start + length]
+        end = max(ends)
+        while end - start > 1 and segment.tags[end - 1] == "O" and _is_punctuation(words[end - 1]):
+            end -= 1  # a crop ends on a word, not on a comma: an O word is always a safe cut
+        while end - start > 1 and segment.tags[start] == "O" and _is_punctuation(words[start]):
+            start += 1
+        chosen.add((start, end))
+    return sorted(chosen)
+
+
+def crops_for_document(segments: Sequence[Segment], per_sentence: float, seed: int) -> list[Segment]:
+    """``per_sentence`` crops for each sentence of a document on average (0.5: one crop for every other
+    sentence, 2: two for each), drawn from a generator seeded by ``seed`` and the document's id, so
+    the same document always gives the same crops.
+
+    >>> from serving.text import segment_words
+    >>> s = Segment("d", tuple(segment_words("زار بوتين موسكو أمس")), ("O", "B-PERS", "B-GPE", "B-DATE"))
+    >>> [c.words for c in crops_for_document([s], 1, seed=3)] == [c.words for c in crops_for_document([s], 1, seed=3)]
+    True
+    """
+    if per_sentence <= 0 or not segments:
+        return []
+    rng = random.Random(f"{seed}:{segments[0].document_id}")
+    crops: list[Segment] = []
+    for segment in segments:
+        count = int(per_sentence) + (1 if rng.random() < per_sentence - int(per_sentence) else 0)
+        crops.extend(crop(segment, first, end, len(crops) + n) for n, (first, end) in enumerate(crop_ranges(segment, count, rng)))
+    return crops
