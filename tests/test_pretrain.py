@@ -177,3 +177,21 @@ def test_bad_arguments_stop_before_any_work(tmp_path, text_files):
     result = run_pretrain("--text", str(tmp_path / "missing.txt"), "--output", str(tmp_path / "m"), *TINY)
     assert result.returncode == 2 and f"--text {tmp_path / 'missing.txt'}: no such file" in result.stderr and "Traceback" not in result.stderr
     assert not (tmp_path / "m").exists()
+
+
+def test_lines_sharing_text_with_dev_documents_are_held_out(tmp_path):
+    from training.pretrain import HeldOutText, collect_lines, read_lines
+
+    dev = tmp_path / "dev.jsonl"
+    dev_text = "افتتح وزير التعليم المعرض الدولي للكتاب في الرياض بمشاركة أكثر من خمسمائة دار نشر."
+    dev.write_text(json.dumps({"id": "d1", "text": dev_text, "spans": []}, ensure_ascii=False) + "\n", encoding="utf-8")
+    raw = tmp_path / "wiki.txt"
+    lines = [
+        "تاريخ المعرض: " + dev_text + " واستمر عشرة أيام.",  # the dev sentence inside a longer paragraph
+        "افتتح وزير الصحة مستشفى جديداً في جدة بحضور عدد من المسؤولين وأهالي المنطقة.",
+        "المعرض الدولي للكتاب حدث سنوي.",
+    ]
+    raw.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    kept, stats = collect_lines([str(raw)], progress=False, held_out=HeldOutText(read_lines(dev)))
+    assert [line for _, line in kept] == lines[1:]
+    assert stats.held_out_overlap == 1 and stats.files[str(raw)]["held_out_overlap"] == 1 and stats.exact_or_near_duplicates == 0

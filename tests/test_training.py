@@ -8,6 +8,7 @@ import doctest
 import json
 import math
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -203,6 +204,46 @@ def test_same_seed_rebuilds_the_same_model(tmp_path):
     assert (outputs[0] / "tokenizer.json").read_bytes() == (outputs[1] / "tokenizer.json").read_bytes()
     first, second = (load_file(output / "model.safetensors") for output in outputs)
     assert first.keys() == second.keys()
+    assert all(first[name].equal(second[name]) for name in first)
+
+
+def test_staging_of_another_command_is_cleared_and_of_the_same_one_kept(tmp_path, capsys):
+    staging = tmp_path / ".m.partial"
+    train.prepare_staging(staging, ["--data", "a.jsonl", "--output", "m", "--no-progress"])
+    (staging / "final").mkdir()
+    train.prepare_staging(staging, ["--data", "a.jsonl", "--output", "m", "--overwrite"])
+    assert (staging / "final").is_dir() and "continuing the interrupted run" in capsys.readouterr().err
+    train.prepare_staging(staging, ["--data", "b.jsonl", "--output", "m"])
+    assert not (staging / "final").exists() and (staging / train.RUN_COMMAND_FILE).is_file()
+
+
+def test_an_interrupted_run_continues_from_its_last_epoch_with_the_same_command(tmp_path):
+    """Killed without warning after its first epoch's checkpoint, the same command continues from
+    there (optimiser, scheduler and data order restored) and ends with the weights of a run that was
+    never interrupted."""
+    from safetensors.torch import load_file
+
+    command = ["--data", str(SEEDS), "--output", "OUT", *TINY, "--epochs", "3", "--seed", "5"]
+    uninterrupted = tmp_path / "uninterrupted"
+    assert train.main([uninterrupted.as_posix() if arg == "OUT" else arg for arg in command]) == 0
+
+    output = tmp_path / "interrupted"
+    argv = [output.as_posix() if arg == "OUT" else arg for arg in command]
+    staging = tmp_path / ".interrupted.partial"
+    process = subprocess.Popen([sys.executable, "-m", "training.train", *argv], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 240
+    while not list((staging / "final" / "checkpoints").glob("checkpoint-*/trainer_state.json")):
+        assert process.poll() is None and time.monotonic() < deadline, "the run ended before its first checkpoint"
+        time.sleep(0.02)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    assert not output.exists()
+
+    resumed = run_cli("training.train", *argv)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "continuing the interrupted run" in resumed.stderr and "resuming from" in resumed.stderr
+    assert not staging.exists() and not (output / "command.json").exists()
+    first, second = load_file(uninterrupted / "model.safetensors"), load_file(output / "model.safetensors")
     assert all(first[name].equal(second[name]) for name in first)
 
 

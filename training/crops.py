@@ -106,5 +106,6 @@ def crops_for_document(segments: Sequence[Segment], per_sentence: float, seed: i
     crops: list[Segment] = []
     for segment in segments:
         count = int(per_sentence) + (1 if rng.random() < per_sentence - int(per_sentence) else 0)
-        crops.extend(crop(segment, first, end, len(crops) + n) for n, (first, end) in enumerate(crop_ranges(segment, count, rng)))
+        numbered = len(crops)
+        crops.extend(crop(segment, first, end, numbered + n) for n, (first, end) in enumerate(crop_ranges(segment, count, rng)))
     return crops

