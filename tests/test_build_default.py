@@ -85,3 +85,33 @@ def test_the_card_names_the_sources_whose_o_words_may_be_a_label_they_mark():
     added = decisions.removeprefix(MAP_DECISIONS).strip().splitlines()
     assert len(added) == 1 and added[0].startswith("- coarse marks ORG, but when training a word it leaves O may still be ORG")
     assert label_decisions({"data": {"sources": [{"name": "fine", "o_may_be": []}]}}) == MAP_DECISIONS
+
+
+def test_each_kind_of_base_takes_its_schedule(tmp_path):
+    from training.build_default import base_family, stage_args
+
+    _, small = _stage(tmp_path)
+    sentencepiece = tmp_path / "e5"
+    sentencepiece.mkdir()
+    (sentencepiece / "config.json").write_text('{"hidden_size": 384}', encoding="utf-8")
+    (sentencepiece / "tokenizer.json").write_text('{"model": {"type": "Unigram", "vocab": []}}', encoding="utf-8")
+    assert [base_family(str(b)) for b in (small, sentencepiece, "CAMeL-Lab/bert-base-arabic-camelbert-msa")] == ["small", "sentencepiece", "base-sized"]
+    schedule = stage_args("stage1", str(sentencepiece))
+    assert schedule[schedule.index("--learning-rate") + 1] == "1e-4" and schedule[schedule.index("--epochs") + 1] == "12"
+    assert stage_args("stage1", str(small))[stage_args("stage1", str(small)).index("--learning-rate") + 1] == "5e-4"
+    assert "--short-crops" in stage_args("stage2", str(small))
+
+
+def test_the_card_gets_the_probe_scored_by_the_serving_runtime(tiny_onnx_dir, tmp_path):
+    import shutil
+
+    from training.build_default import PROBE, add_probe_section
+
+    model = tmp_path / "model"
+    shutil.copytree(tiny_onnx_dir, model)
+    add_probe_section(model)
+    card = (model / "README.md").read_text(encoding="utf-8")
+    section = card.split("## Short texts: the probe", 1)[1]
+    assert f"`{PROBE}`" in section and "| **all** |" in section
+    supports = [int(row.rsplit("|", 2)[1]) for row in section.splitlines() if row.startswith("| ") and not row.startswith(("| label", "| **all**"))]
+    assert sum(supports) == 550
