@@ -1,6 +1,6 @@
 # Two commands set everything up on a fresh machine:
 #   make serve   - .venv with the serving extra only, then the BentoML service on port 3000
-#   make test    - .venv with everything, then the whole test suite
+#   make test    - .venv with everything, then the whole test suite (make test-fast: all but the model-building tests)
 # Rebuilding the shipped models (README, "The default model"):
 #   make default-model     - models/default from the corpora and the seeds (the arm chosen by compare-encoders)
 #   make encoder           - the pre-trained encoder models/arabic-bert-small (a GPU job: 6 min on one H100)
@@ -14,7 +14,7 @@ NER_MODEL_DIR ?= models/default
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 export NER_MODEL_DIR
 
-.PHONY: serve test install-serve install-dev corpora splits encoder compare-encoders default-model e5-encoder compare-arms
+.PHONY: serve test test-fast install-serve install-dev corpora splits encoder compare-encoders default-model e5-encoder compare-arms
 
 # The shipped model, from public data (see README "The default model"):
 #   make corpora            - convert annotations/corpora/* with their label maps into runs/corpora/*.jsonl (seconds)
@@ -72,6 +72,10 @@ serve: install-serve
 
 test: install-dev
 	$(PY) -m pytest
+
+# Everything but the tests that build, train, export or serve a model (pytest -m "not model").
+test-fast: install-dev
+	$(PY) -m pytest -m "not model"
 
 # A corpus is converted again when its files, its map (or the map it extends) or the conversion code change.
 CONVERSION_CODE := training/corpus_import.py training/label_maps.py serving/conll.py serving/spans.py serving/text.py

@@ -9,9 +9,10 @@ The runtime directory (written by ``python -m training.export``) holds ``model.o
    ``serving.encoding.encode_text``; each word is read from the window where it sits most
    centrally, so nothing is truncated and every word has context on both sides;
 3. the windows of all texts of one call are sorted by length and run in batches (little padding);
-4. a word's tag probabilities are the softmax over its first sub-word's logits; each sentence's tags
-   are the most probable IOB2 sequence under the model's tag-transition prior (``serving.decoding``),
-   decoded into spans by ``serving.spans``; an entity's score is the mean probability of its words' tags.
+4. ``serving.word_reader`` turns the windows' logits into one tag per word (the softmax over its first
+   sub-word's logits, each sentence decoded as the most probable IOB2 sequence under the model's
+   tag-transition prior), decoded into spans by ``serving.spans``; an entity's score is the mean
+   probability of its words' tags.
 
 Only onnxruntime, tokenizers and numpy are needed: no torch, no transformers.
 """
@@ -28,11 +29,12 @@ import numpy as np
 import onnxruntime as ort
 from tokenizers import Tokenizer
 
-from .decoding import TagDecoder, check_transition_probabilities
+from .decoding import check_transition_probabilities
 from .encoding import EncodedText, encode_text, subword_ids_per_word
 from .schema import OUTSIDE, split_tag
 from .spans import tag_ranges, tags_to_spans
 from .text import segment_words
+from .word_reader import make_decoder, pad_windows, read_text
 
 MODEL_FILE = "model.onnx"
 TOKENIZER_FILE = "tokenizer.json"
@@ -161,17 +163,6 @@ def session_options(intra_op_num_threads: int) -> ort.SessionOptions:
     return options
 
 
-def softmax(logits: np.ndarray) -> np.ndarray:
-    """Row-wise softmax in float64 (stable: the row maximum is subtracted first).
-
-    >>> softmax(np.array([[0.0, 0.0], [0.0, np.log(3.0)]])).round(3).tolist()
-    [[0.5, 0.5], [0.25, 0.75]]
-    """
-    shifted = logits.astype(np.float64) - logits.max(axis=-1, keepdims=True)
-    exp = np.exp(shifted)
-    return exp / exp.sum(axis=-1, keepdims=True)
-
-
 def plan_batches(
     lengths: Sequence[int], max_batch_size: int, max_batch_tokens: int, max_padding: float = MAX_PADDING_FRACTION
 ) -> list[list[int]]:
@@ -219,6 +210,7 @@ class Tagger:
         config: RuntimeConfig,
         max_batch_size: int = DEFAULT_MAX_BATCH_SIZE,
         max_batch_tokens: int = DEFAULT_MAX_BATCH_TOKENS,
+        decoding: str = "model",
     ):
         if max_batch_size < 1 or max_batch_tokens < config.max_length:
             raise ValueError(
@@ -234,7 +226,7 @@ class Tagger:
         inputs = {node.name: node for node in session.get_inputs()}
         self._input_dtype = np.int32 if inputs["input_ids"].type == "tensor(int32)" else np.int64
         self._has_token_type_ids = "token_type_ids" in inputs
-        self.decoder = TagDecoder(config.labels, config.tag_transitions)  # evaluation may swap it (training.evaluate --decoding)
+        self.decoder = make_decoder(config.labels, config.tag_transitions, decoding)
 
     @classmethod
     def load(
@@ -244,6 +236,7 @@ class Tagger:
         intra_op_num_threads: int | None = None,
         max_batch_size: int = DEFAULT_MAX_BATCH_SIZE,
         max_batch_tokens: int = DEFAULT_MAX_BATCH_TOKENS,
+        decoding: str = "model",
     ) -> Tagger:
         """Open a runtime directory, checking it is complete and consistent.
 
@@ -251,7 +244,8 @@ class Tagger:
         file, a malformed ``ner_config.json``, a tokenizer whose size differs from the recorded one
         or exceeds the model's embedding matrix, labels that do not match the model's output, or a
         graph without ``input_ids``/``attention_mask`` inputs. ``intra_op_num_threads`` defaults to
-        the cores this process may use.
+        the cores this process may use. ``decoding`` other than ``model`` is for evaluation
+        (``serving.word_reader.make_decoder``).
         """
         model_dir = Path(model_dir)
         if not model_dir.is_dir():
@@ -262,7 +256,7 @@ class Tagger:
         config = read_runtime_config(model_dir)
         tokenizer = load_tokenizer(model_dir, config)
         session = open_session(model_dir, intra_op_num_threads or default_thread_count())
-        tagger = cls(model_dir, session, tokenizer, config, max_batch_size, max_batch_tokens)
+        tagger = cls(model_dir, session, tokenizer, config, max_batch_size, max_batch_tokens, decoding)
         tagger._check_model_accepts_tokenizer()
         return tagger
 
@@ -344,13 +338,7 @@ class Tagger:
         return [Batch(indices, *self._pad([windows[i] for i in indices])) for indices in plan]
 
     def _pad(self, windows: Sequence[Sequence[int]]) -> tuple[np.ndarray, np.ndarray]:
-        width = max(len(ids) for ids in windows)
-        input_ids = np.full((len(windows), width), self.config.pad_id, dtype=self._input_dtype)
-        attention_mask = np.zeros((len(windows), width), dtype=self._input_dtype)
-        for row, ids in enumerate(windows):
-            input_ids[row, : len(ids)] = ids
-            attention_mask[row, : len(ids)] = 1
-        return input_ids, attention_mask
+        return pad_windows(windows, self.config.pad_id, self._input_dtype)
 
     def run(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
         """Logits ``(batch, sequence, labels)`` for one padded batch."""
@@ -384,23 +372,14 @@ class Tagger:
         return results
 
     def _decode(self, text: str, encoded: EncodedText, window_logits: Sequence[np.ndarray]) -> list[Entity]:
-        """Tags from each word's first sub-word (``serving.decoding``), then entities with offsets into ``text``."""
+        """Word tags (``serving.word_reader``), then entities with offsets into ``text``."""
         if not encoded.tokens:
             return []
-        readable = [i for i, source in enumerate(encoded.word_sources) if source.position >= 0]
-        rows = [window_logits[encoded.word_sources[i].window][encoded.word_sources[i].position] for i in readable]
-        probabilities = softmax(np.stack(rows)) if rows else np.zeros((0, len(self.labels)))
-        with np.errstate(divide="ignore"):  # a probability of 0 is an impossible tag: log -inf, never chosen
-            chosen = self.decoder.decode_words(np.log(probabilities), readable, len(encoded.tokens), encoded.sentence_starts)
-        tags = [self.labels[label_id] for label_id in chosen]
-        # Plain Python values from here: per-entity numpy calls would cost more than the maths.
-        confidence = [1.0] * len(encoded.tokens)  # a word without sub-words is O for certain
-        for row, word in enumerate(readable):
-            confidence[word] = float(probabilities[row, chosen[word]])
+        tags, confidence = read_text(self.decoder, encoded, window_logits)
         spans = tags_to_spans(text, encoded.tokens, tags)
         return [
             Entity(span.start, span.end, span.label, span.text, sum(confidence[first:end]) / (end - first))
-            for span, (first, end, _) in zip(spans, tag_ranges(tags))
+            for span, (first, end, _) in zip(spans, tag_ranges(tags), strict=True)
         ]
 
 

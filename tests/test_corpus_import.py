@@ -130,6 +130,7 @@ def test_aqmar_one_document_per_article_typo_tags_and_merged_labels():
     assert ("ORG", "الحكومة الأمريكية") in spans  # «I--ORG» repaired, the entity kept whole
 
 
+@pytest.mark.model
 def test_all_five_corpora_convert_with_nothing_dropped():
     """The shipped maps cover every tag of the shipped corpora."""
     corpora = ROOT / "annotations" / "corpora"

@@ -62,6 +62,7 @@ def test_a_crop_that_would_cut_an_entity_is_an_error():
         crop(segment, 0, 2, 0)
 
 
+@pytest.mark.model
 def test_training_with_short_crops_adds_their_windows(tmp_path):
     from tests.test_training import TINY
     from training import train

@@ -125,6 +125,7 @@ def test_unknown_dtype_and_missing_tensor_are_named():
         read_e5_file(e5_file(np.random.default_rng(3), drop="l0.fo.w")[0], "tiny.bin")
 
 
+@pytest.mark.model
 def test_import_writes_a_trimmed_base_that_fine_tunes(wheels, tmp_path):
     import torch
     from safetensors.torch import load_file

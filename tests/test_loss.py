@@ -122,10 +122,12 @@ def date_recall(date_corpora, loss: str) -> float:
     return found / total
 
 
+@pytest.mark.model
 def test_partial_label_loss_learns_dates_from_the_source_that_marks_them(date_corpora):
     assert date_recall(date_corpora, "partial") >= 0.9
 
 
+@pytest.mark.model
 def test_plain_cross_entropy_learns_that_dates_are_o(date_corpora):
     """The same data and seed with plain cross-entropy: the larger source's O wins, dates are missed.
     This is the failure the coverage-aware loss exists to prevent (and proves the test above can fail):

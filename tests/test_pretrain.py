@@ -108,6 +108,7 @@ def test_whole_word_masking_masks_every_sub_word_of_a_chosen_word():
             assert torch.equal(batch["labels"][row, : len(ids)][labelled], ids[labelled])
 
 
+@pytest.mark.model
 def test_pretrains_resumes_after_an_interruption_and_fine_tunes(tmp_path, text_files):
     texts = [str(path) for path in text_files]
     steps = ["--max-steps", "120", "--save-steps", "10", "--snapshot-steps", "30"]

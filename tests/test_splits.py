@@ -14,17 +14,17 @@ import pytest
 
 from serving.annotation import Document, read_documents
 from serving.spans import Span
-from training import sources, splits
+from training import dev_splits, sources
 from training.corpus_import import import_conll
 from training.label_maps import load_label_map
 from training.sources import RecipeError, load_recipe, parse_recipe
-from training.splits import carve_dev_splits, move_to_dev
+from training.dev_splits import carve_dev_splits, move_to_dev
 
 ROOT = Path(__file__).resolve().parents[1]
 EXCERPTS = ROOT / "tests" / "data" / "corpora"
 
 
-@pytest.mark.parametrize("module", [splits, sources], ids=lambda m: m.__name__)
+@pytest.mark.parametrize("module", [dev_splits, sources], ids=lambda m: m.__name__)
 def test_docstring_examples(module):
     result = doctest.testmod(module, raise_on_error=False)
     assert result.failed == 0 and result.attempted > 0
@@ -94,13 +94,13 @@ def test_only_the_lines_sharing_dev_text_are_held_back():
     macron = text.index("ماكرون")
     spans = [Span(11, 16, "PERS", "بوتين"), Span(macron, macron + 6, "PERS", "ماكرون")]
     dev = Document("dev", shared.replace("و", "و ") + " .\n")
-    (split,) = move_to_dev([splits.SourceSplit("d", [dev], [], []), splits.SourceSplit("a", [Document("a1", text, spans)], [], [])], ["dev"])[1:]
+    (split,) = move_to_dev([dev_splits.SourceSplit("d", [dev], [], []), dev_splits.SourceSplit("a", [Document("a1", text, spans)], [], [])], ["dev"])[1:]
     assert split.held_back == ["a1"] and split.held_back_lines == 1
     assert [(d.id, d.text) for d in split.train] == [("a1:lines-1-1", "زار الرئيس بوتين موسكو\n"), ("a1:lines-3-5", "وصل ماكرون الى باريس\nثم عاد\n")]
     assert [[(d.text[s.start : s.end], s.text) for s in d.spans] for d in split.train] == [[("بوتين", "بوتين")], [("ماكرون", "ماكرون")]]
     crossing = Document("a2", text, [Span(17, 30, "GPE")])  # «موسكو» run on into the shared line
     with pytest.raises(ValueError, match="a2: span 17-30 \\(GPE\\) crosses a line that shares dev text"):
-        splits.without_lines(crossing, {1})
+        dev_splits.without_lines(crossing, {1})
 
 
 def test_splits_command_writes_parts_and_ids(tmp_path):
@@ -150,7 +150,7 @@ def test_moving_a_document_to_dev_holds_back_training_text_it_shares():
     # Another source re-annotates a-001's text (NewsFANE over ANERcorp): once a-001 is dev text, it must not train.
     copy = Document("b-000", own[1].text.replace("و", "و "), [])
     other = numbered_documents("b", 2)[1:]
-    split_a, split_b = move_to_dev([splits.SourceSplit("a", own, [], []), splits.SourceSplit("b", [copy, *other], [], [])], ["a-001"])
+    split_a, split_b = move_to_dev([dev_splits.SourceSplit("a", own, [], []), dev_splits.SourceSplit("b", [copy, *other], [], [])], ["a-001"])
     assert [d.id for d in split_a.dev] == ["a-001"] and "a-001" not in {d.id for d in split_a.train}
     assert split_b.held_back == ["b-000"] and [d.id for d in split_b.train] == ["b-001"]
     with pytest.raises(ValueError, match="unknown training document id.*nope"):

@@ -23,6 +23,8 @@ from tests.fixtures_training import ROOT, SEEDS
 from training import build_default, cv, data, evaluate, model_dir, modelcard, scoring, scratch, train
 from training.scratch import ScratchSizes, build_scratch_model
 
+pytestmark = pytest.mark.model  # every test here trains, or loads the training stack (seconds each)
+
 TINY = ["--from-scratch", "--hidden-size", "64", "--layers", "1", "--heads", "2", "--intermediate-size", "128", "--no-progress"]
 
 

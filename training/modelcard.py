@@ -159,7 +159,7 @@ def render_model_card(info: dict) -> str:
         "## Training data",
         "",
         (f"Recipe `{data['recipe']}`; " if data.get("recipe") else "")
-        + f"dev documents drawn per source with split seed {data['split_seed']} (`training/splits.py`); "
+        + f"dev documents drawn per source with split seed {data['split_seed']} (`training/dev_splits.py`); "
         + f"{data['training_documents']} training documents, {data['words']:,} words, {sum(info['label_counts'].values()):,} entity mentions.",
         "",
         _sources_table(data),

@@ -1,10 +1,10 @@
 """Word-level prediction with a PyTorch token-classification model, the way serving predicts.
 
-Same word segmentation and sentences (``serving.text``), same windows (``serving.encoding``), each
-word read from the window where it sits most centrally, its tag probabilities those of its first
-sub-word, and the tags decoded by ``serving.decoding`` with the model's tag-transition prior.
-Cross-validation and ``training.evaluate`` both predict through ``WordPredictor``, so the scores
-they report are those of the decision the served model makes.
+Same word segmentation and sentences (``serving.text``), same windows (``serving.encoding``), and the
+same reader from window logits to word tags (``serving.word_reader``) as the ONNX Runtime ``Tagger``:
+only the backend that runs the windows differs. Cross-validation and ``training.evaluate`` both
+predict through ``WordPredictor``, so the scores they report are those of the decision the served
+model makes.
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ import torch
 from tqdm.auto import tqdm
 from transformers import AutoModelForTokenClassification, AutoTokenizer
 
-from serving.decoding import TagDecoder
 from serving.encoding import EncodedText, encode_text, subword_ids_per_word
 from serving.text import Token, segment_words
+from serving.word_reader import make_decoder, pad_windows, read_text
 
 from .data import default_overlap, usable_max_length
 
@@ -29,17 +29,18 @@ class WordPredictor:
 
     The window length is the model's usable length, lowered to the tokenizer's
     ``model_max_length`` when that is set (training saves the length it trained with there), or
-    to ``max_length``.
+    to ``max_length``. ``decoding`` other than ``model`` is for evaluation
+    (``serving.word_reader.make_decoder``).
     """
 
-    def __init__(self, model, tokenizer, max_length: int | None = None, overlap: int | None = None, batch_size: int = 16):
+    def __init__(self, model, tokenizer, max_length: int | None = None, overlap: int | None = None, batch_size: int = 16, decoding: str = "model"):
         self.model = model
         self.tokenizer = tokenizer
         self.max_length = usable_max_length(model.config, max_length or saved_max_length(tokenizer))
         self.overlap = default_overlap(self.max_length) if overlap is None else overlap
         self.batch_size = batch_size
         id2label = {int(i): label for i, label in model.config.id2label.items()}
-        self.decoder = TagDecoder([id2label[i] for i in range(len(id2label))], getattr(model.config, "tag_transitions", None))
+        self.decoder = make_decoder([id2label[i] for i in range(len(id2label))], getattr(model.config, "tag_transitions", None), decoding)
 
     def _encode(self, texts: Sequence[str]) -> list[EncodedText]:
         """Each text's words, windows and word sources, as ``serving.tagger.Tagger`` encodes them."""
@@ -54,17 +55,11 @@ class WordPredictor:
 
     @torch.inference_mode()
     def _run(self, batch: Sequence[Sequence[int]]) -> list[np.ndarray]:
-        """Log probabilities of every label at every position of each window of the batch."""
+        """Logits of every label at every position of each window of the batch."""
         device = next(self.model.parameters()).device
-        width = max(len(ids) for ids in batch)
-        pad_id = self.tokenizer.pad_token_id or 0
-        input_ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
-        attention_mask = torch.zeros((len(batch), width), dtype=torch.long)
-        for row, ids in enumerate(batch):
-            input_ids[row, : len(ids)] = torch.tensor(ids)
-            attention_mask[row, : len(ids)] = 1
-        logits = self.model(input_ids=input_ids.to(device), attention_mask=attention_mask.to(device)).logits
-        return list(torch.log_softmax(logits.float(), dim=-1).cpu().numpy())
+        input_ids, attention_mask = (torch.from_numpy(array).to(device) for array in pad_windows(batch, self.tokenizer.pad_token_id or 0))
+        logits = self.model(input_ids=input_ids, attention_mask=attention_mask).logits
+        return [rows[: len(ids)] for rows, ids in zip(logits.float().cpu().numpy(), batch, strict=True)]
 
     def predict(self, texts: Sequence[str], progress: bool = False) -> list[tuple[list[Token], list[str]]]:
         """For each text, its words and one predicted tag per word (O for a word with no sub-words)."""
@@ -85,11 +80,8 @@ class WordPredictor:
         results = []
         first_window = 0
         for text in encoded:
-            sources = text.word_sources
-            read = [word for word, source in enumerate(sources) if source.position >= 0]
-            rows = np.stack([window_rows[first_window + sources[word].window][sources[word].position] for word in read]) if read else np.zeros((0, len(self.decoder.labels)))
-            label_ids = self.decoder.decode_words(rows, read, len(sources), text.sentence_starts)
-            results.append((text.tokens, [self.decoder.labels[i] for i in label_ids]))
+            text_logits = window_rows[first_window : first_window + len(text.windows)]
+            results.append((text.tokens, read_text(self.decoder, text, text_logits).tags))
             first_window += len(text.windows)
         return results
 
@@ -106,8 +98,8 @@ def _progress(items: list, enabled: bool, description: str) -> Iterable:
     return tqdm(items, desc=description, unit="batch")
 
 
-def load_predictor(model_dir: str, batch_size: int = 16) -> WordPredictor:
+def load_predictor(model_dir: str, batch_size: int = 16, decoding: str = "model") -> WordPredictor:
     """A predictor over a saved Hugging Face model directory (safetensors weights only)."""
     tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
     model = AutoModelForTokenClassification.from_pretrained(model_dir, local_files_only=True, use_safetensors=True)
-    return WordPredictor(model, tokenizer, batch_size=batch_size)
+    return WordPredictor(model, tokenizer, batch_size=batch_size, decoding=decoding)

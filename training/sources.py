@@ -32,7 +32,7 @@ from serving.annotation import Document
 from serving.schema import known_labels
 
 from .data import load_training_documents
-from .splits import SourceSplit, carve_dev_splits
+from .dev_splits import SourceSplit, carve_dev_splits
 
 DEFAULT_SPLIT_SEED = 13
 

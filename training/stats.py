@@ -24,7 +24,7 @@ from serving.annotation import Document, read_documents
 from serving.schema import ENTITY_LABELS, label_members
 from serving.spans import Span  # noqa: F401  (the docstring examples build spans)
 from training.modelcard import table_cell
-from training.splits import normalised_text
+from training.dev_splits import normalised_text
 
 
 def count_table(documents: list[Document]) -> str:
@@ -87,7 +87,7 @@ _LineSpan = tuple[str, int, int, str]
 
 
 def spans_by_line(documents: list[Document]) -> dict[str, list[_LineSpan]]:
-    r"""Each line's spans keyed by the line's normalised text (``training.splits.normalised_text``:
+    r"""Each line's spans keyed by the line's normalised text (``training.dev_splits.normalised_text``:
     letters and digits only, spelling variants unified), with offsets into that text, so that
     another tokenisation or spelling of the same line gives the same keys. A line met again keeps
     its first annotation.

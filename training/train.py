@@ -10,7 +10,7 @@
 Data comes as one or more annotation files (``--data``), or as a recipe listing sources with a
 sampling weight and a dev fraction each (``--recipe``, see ``training/sources.py``). Everything is
 validated before any model is loaded; dev sets are carved per source, by document, from a seed
-(``training/splits.py``). Each document is split into sentences that never cut an entity, and
+(``training/dev_splits.py``). Each document is split into sentences that never cut an entity, and
 sentences longer than the model's position limit are windowed with overlap, so no word is
 truncated away. Labels come from ``serving.schema``, never from the data.
 
@@ -49,9 +49,10 @@ from transformers import DataCollatorForTokenClassification, EarlyStoppingCallba
 from transformers.training_args import ParallelMode
 
 from serving.annotation import Document, atomic_write_text
-from serving.decoding import TagDecoder, count_transitions, transition_probabilities
+from serving.decoding import count_transitions, transition_probabilities
 from serving.schema import BIO_TAGS, ENTITY_LABELS
 from serving.text import segment_words
+from serving.word_reader import WordDecoder, make_decoder, read_words
 
 from .base_model import DEFAULT_BASE_MODEL, BaseModelError, load_pretrained, randomly_initialised
 from .crops import crops_for_document
@@ -65,7 +66,7 @@ from .predict import WordPredictor
 from .scoring import entity_scores, mean_source_f1, per_source_reports, scored_by_source, scorings_by_source
 from .scratch import ScratchSizes, add_size_arguments, build_scratch_model, check_size_arguments, sizes_from_arguments
 from .sources import Recipe, RecipeError, load_recipe, recipe_from_files, weighted_copies
-from .splits import SourceSplit, move_to_dev, split_record
+from .dev_splits import SourceSplit, move_to_dev, split_record
 
 class ArgumentError(ValueError):
     """Command-line values that contradict the data (unknown dev ids, say)."""
@@ -206,9 +207,9 @@ def training_arguments(settings: TrainSettings, work_dir: Path, with_dev: bool, 
     )
 
 
-def predicted_by_segment(log_probabilities, examples: Sequence[dict], segments: Sequence[Segment], decoder: TagDecoder) -> list[list[str]]:
-    """Regroup windowed eval outputs (log probabilities per position and label) into each
-    segment's words and decode them into one tag per word (``serving.decoding``).
+def predicted_by_segment(logits, examples: Sequence[dict], segments: Sequence[Segment], decoder: WordDecoder) -> list[list[str]]:
+    """Regroup windowed eval outputs (logits per position and label) into each segment's words and
+    read them into one tag per word (``serving.word_reader``, as served).
 
     Each word is labelled in one window only (``encode_examples(label_every_window=False)``), at
     the position ``word_index`` records; a word without a position (its sub-words normalised away,
@@ -217,23 +218,23 @@ def predicted_by_segment(log_probabilities, examples: Sequence[dict], segments: 
     >>> segment = Segment("d", (), ("O", "B-PERS", "O"))
     >>> examples = [{"word_index": [-1, 0, 1, -1], "segment": 0}]
     >>> rows = np.log([[[0.9, 0.05, 0.05]] * 2 + [[0.1, 0.8, 0.1]] + [[0.9, 0.05, 0.05]]])
-    >>> predicted_by_segment(rows, examples, [segment], TagDecoder(("O", "B-PERS", "I-PERS"), None))
+    >>> predicted_by_segment(rows, examples, [segment], make_decoder(("O", "B-PERS", "I-PERS"), None))
     [['O', 'B-PERS', 'O']]
     """
     read: list[dict[int, np.ndarray]] = [{} for _ in segments]
-    for example, rows in zip(examples, log_probabilities):
+    for example, rows in zip(examples, logits):
         for position, word in enumerate(example["word_index"]):
             if word >= 0:
                 read[example["segment"]][word] = rows[position]
     predicted = []
-    for segment, rows_by_word in zip(segments, read):
+    for segment, rows_by_word in zip(segments, read, strict=True):
         words = sorted(rows_by_word)
         rows = np.stack([rows_by_word[word] for word in words]) if words else np.zeros((0, len(decoder.labels)))
-        predicted.append([decoder.labels[i] for i in decoder.decode_words(rows, words, len(segment.tags))])
+        predicted.append(read_words(decoder, words, rows, len(segment.tags)).tags)
     return predicted
 
 
-def dev_scorer(dev_segments: Sequence[Segment], dev: Sequence[tuple[str, Document]], dev_examples: Sequence[dict], decoder: TagDecoder):
+def dev_scorer(dev_segments: Sequence[Segment], dev: Sequence[tuple[str, Document]], dev_examples: Sequence[dict], decoder: WordDecoder):
     """``compute_metrics`` for the Trainer: each source's entity F1 on its coverage, and their mean
     as ``f1`` (the model-selection metric)."""
     scorings = scorings_by_source([document for _, document in dev], [name for name, _ in dev])
@@ -291,7 +292,7 @@ def train_model(data: TrainingData, source: ModelSource, settings: TrainSettings
     # The decoding prior (serving.decoding): how tags follow each other in what the model trains on.
     # Saved in config.json, exported into ner_config.json.
     model.config.tag_transitions = transition_probabilities(transitions)
-    decoder = TagDecoder(BIO_TAGS, model.config.tag_transitions)
+    decoder = make_decoder(BIO_TAGS, model.config.tag_transitions)
     train_examples = [example for examples in examples_per_source.values() for example in examples]
     dev_segments = [s for name, d in data.dev for s in document_segments(d, name)]
     dev_examples = encode_examples(dev_segments, tokenizer, max_length, overlap, label_every_window=False, loss=settings.loss)
@@ -304,8 +305,8 @@ def train_model(data: TrainingData, source: ModelSource, settings: TrainSettings
         data_collator=DataCollatorForTokenClassification(tokenizer, pad_to_multiple_of=8 if (args.fp16 or args.bf16) else None),
         processing_class=tokenizer,
         compute_metrics=dev_scorer(dev_segments, data.dev, dev_examples, decoder) if with_dev else None,
-        # Decoding needs every label's probability; float32 (bf16 logits cannot become numpy).
-        preprocess_logits_for_metrics=(lambda logits, labels: torch.log_softmax(logits.float(), dim=-1)) if with_dev else None,
+        # Decoding needs every label's logit, in float32 (bf16 logits cannot become numpy).
+        preprocess_logits_for_metrics=(lambda logits, labels: logits.float()) if with_dev else None,
         callbacks=[EarlyStoppingCallback(settings.early_stopping_patience)] if with_dev else [],
     )
     resume_from = last_complete_checkpoint(work_dir / "checkpoints")
