@@ -98,8 +98,7 @@ def test_each_kind_of_base_takes_its_schedule(tmp_path):
     assert [base_family(str(b)) for b in (small, sentencepiece, "CAMeL-Lab/bert-base-arabic-camelbert-msa")] == ["small", "sentencepiece", "base-sized"]
     schedule = stage_args("stage1", str(sentencepiece))
     assert schedule[schedule.index("--learning-rate") + 1] == "1e-4" and schedule[schedule.index("--epochs") + 1] == "12"
-    assert stage_args("stage1", str(small))[stage_args("stage1", str(small)).index("--learning-rate") + 1] == "5e-4"
-    assert "--short-crops" in stage_args("stage2", str(small))
+    assert stage_args("stage1", str(small)) == stage_args("stage2", str(small)) == []  # the recipes' own tables
 
 
 def test_the_card_gets_the_probe_scored_by_the_serving_runtime(tiny_onnx_dir, tmp_path):

@@ -138,6 +138,7 @@ def test_shipped_recipes_share_their_dev_documents():
         ({"sources": [{"name": "a", "path": "x", "o_may_be": "ORG"}]}, r"sources #1 \(a\): o_may_be: expected a list of labels, got 'ORG'"),
         ({"sources": [{"name": "a", "path": "x", "o_may_be": ["ORG", "MISC"]}]}, r"sources #1 \(a\): o_may_be: unknown label\(s\) MISC"),
         ({"sources": [{"name": "a", "path": "x", "o_may_be_": []}]}, r"unknown key\(s\) o_may_be_ \(known: name, path, weight, dev_fraction, o_may_be\)"),
+        ({"training": 3, "sources": [{"name": "a", "path": "x"}]}, r"r.toml: training: expected a \[training\] table"),
     ],
 )
 def test_bad_recipes_name_the_file_and_the_key(data, message):
@@ -157,3 +158,35 @@ def test_moving_a_document_to_dev_holds_back_training_text_it_shares():
         move_to_dev([split_a, split_b], ["nope"])
     with pytest.raises(ValueError, match="b-000 are held back from training already"):
         move_to_dev([split_a, split_b], ["b-000"])
+
+
+@pytest.mark.parametrize(
+    "training, message",
+    [
+        ({"epoch": 3}, r"r.toml: \[training\] epoch: unknown setting \(known: epochs, "),
+        ({"epochs": "3"}, r"\[training\] epochs: expected a number, got '3'"),
+        ({"batch_size": 1.5}, r"\[training\] batch_size: expected an integer, got 1.5"),
+        ({"loss": "focal"}, r"\[training\] loss: expected one of partial, cross-entropy, got 'focal'"),
+        ({"short_crops": -1}, r"\[training\] short_crops: expected at least 0, got -1"),
+        ({"seed": True}, r"\[training\] seed: expected an integer, got True"),
+    ],
+)
+def test_bad_training_settings_name_the_file_and_the_key(training, message):
+    from training.train import recipe_settings
+
+    with pytest.raises(RecipeError, match=message):
+        recipe_settings(parse_recipe({"sources": [{"name": "a", "path": "x"}], "training": training}, "r.toml"))
+
+
+def test_the_recipe_sets_the_training_settings_and_the_command_line_overrides_them():
+    from training.train import TrainSettings, build_parser, settings_from_args
+
+    recipe = load_recipe(ROOT / "training/recipes/default-stage1.toml")
+    parse = lambda *options: build_parser().parse_args(["--recipe", "r.toml", "--output", "o", *options])
+    _, settings = settings_from_args(parse(), recipe)
+    assert (settings.epochs, settings.learning_rate, settings.batch_size, settings.short_crops) == (8.0, 5e-4, 32, 0.5)
+    assert settings.weight_decay == TrainSettings().weight_decay  # not in the table: the default
+    _, overridden = settings_from_args(parse("--learning-rate", "1e-4", "--short-crops", "0"), recipe)
+    assert (overridden.learning_rate, overridden.short_crops, overridden.epochs) == (1e-4, 0.0, 8.0)
+    _, from_files = settings_from_args(parse(), parse_recipe({"sources": [{"name": "a", "path": "x"}]}, "plain.toml"))
+    assert from_files == TrainSettings()

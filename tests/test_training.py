@@ -211,11 +211,15 @@ def test_same_seed_rebuilds_the_same_model(tmp_path):
 
 def test_staging_of_another_command_is_cleared_and_of_the_same_one_kept(tmp_path, capsys):
     staging = tmp_path / ".m.partial"
-    train.prepare_staging(staging, ["--data", "a.jsonl", "--output", "m", "--no-progress"])
+    settings = train.TrainSettings()
+    train.prepare_staging(staging, ["--data", "a.jsonl", "--output", "m", "--no-progress"], settings)
     (staging / "final").mkdir()
-    train.prepare_staging(staging, ["--data", "a.jsonl", "--output", "m", "--overwrite"])
+    train.prepare_staging(staging, ["--data", "a.jsonl", "--output", "m", "--overwrite"], settings)
     assert (staging / "final").is_dir() and "continuing the interrupted run" in capsys.readouterr().err
-    train.prepare_staging(staging, ["--data", "b.jsonl", "--output", "m"])
+    train.prepare_staging(staging, ["--data", "a.jsonl", "--output", "m"], train.TrainSettings(epochs=2))  # a recipe edited
+    assert not (staging / "final").exists()
+    (staging / "final").mkdir()
+    train.prepare_staging(staging, ["--data", "b.jsonl", "--output", "m"], train.TrainSettings(epochs=2))
     assert not (staging / "final").exists() and (staging / train.RUN_COMMAND_FILE).is_file()
 
 

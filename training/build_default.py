@@ -51,18 +51,9 @@ SEEDS = "annotations/seeds.jsonl"
 PROBE = "annotations/probe/short_texts.jsonl"  # scored as its own line; never trained on, never used to choose
 TITLE_WORDS_MAP = "annotations/label_maps/newsfane.toml"  # its [trim_leading_words] PERS list: our OCC titles
 
-# A small encoder takes a larger step than BERT-base; stage 2 only adjusts, with a small step. Stage 1
-# was chosen on the dev sets (README, "The default model"): at 5e-4 the mean dev F1 reached 0.595 by
-# epoch 6 where 3 epochs at 3e-4 stopped at 0.567, still rising. The epoch with the best mean dev F1
-# is kept, and metrics.json shows the curve. Stage 1 runs all 8 epochs: its dev F1 can dip early at
-# this step and climbs while the learning rate decays (a patience of 2 stopped one run at epoch 4, dev
-# 0.695; the shipped build's curve is 0.523, 0.674, 0.687, 0.698, 0.718, 0.736, 0.737, 0.746).
-# Both stages also train on half a short crop per sentence (training/crops.py): lone entities and
-# 2-8-word fragments, so that a headline or a name typed alone is not a text the model never saw.
-STAGE1_ARGS = ["--epochs", "8", "--learning-rate", "5e-4", "--batch-size", "32", "--warmup-ratio", "0.06", "--early-stopping-patience", "8", "--seed", "42", "--short-crops", "0.5"]
-STAGE2_ARGS = ["--epochs", "3", "--learning-rate", "5e-5", "--batch-size", "16", "--warmup-ratio", "0.1", "--early-stopping-patience", "2", "--seed", "42", "--short-crops", "0.5"]
 COMPARISON_FILE = "comparison.json"
-# What other kinds of base change in those arguments. BERT-base and larger (CAMeLBERT: `make default-model
+# The stages' hyper-parameters are the recipes' [training] tables; what other kinds of base change in them
+# (command-line options override a recipe). BERT-base and larger (CAMeLBERT: `make default-model
 # BASE=...`) take the usual fine-tuning steps. Encoders with an XLM-R SentencePiece vocabulary (multilingual-e5,
 # imported by `make e5-encoder`) start slowly on NER: fine-tuned on ANERcorp for one epoch they still predicted
 # only O at 5e-5 to 5e-4, where 6 epochs at 1e-4 reached 0.697 dev F1; stage 1 gives them 12 epochs at 1e-4.
@@ -146,15 +137,12 @@ def base_family(base: str) -> str:
 
 
 def stage_args(stage: str, base: str) -> list[str]:
-    """The stage's training arguments, with the values the base's family changes.
+    """The options by which the base's family changes the stage recipe's ``[training]`` table.
 
-    >>> stage_args("stage1", "CAMeL-Lab/bert-base-arabic-camelbert-msa")[:4]
-    ['--epochs', '8', '--learning-rate', '5e-5']
+    >>> stage_args("stage1", "CAMeL-Lab/bert-base-arabic-camelbert-msa")
+    ['--learning-rate', '5e-5']
     """
-    args = list(STAGE1_ARGS if stage == "stage1" else STAGE2_ARGS)
-    for option, value in SCHEDULE_OVERRIDES.get(base_family(base), {}).get(stage, {}).items():
-        args[args.index(option) + 1] = value
-    return args
+    return [item for option, value in SCHEDULE_OVERRIDES.get(base_family(base), {}).get(stage, {}).items() for item in (option, value)]
 
 
 def run_arm(arm: Arm, work: Path, cv: bool, retrain: bool = False) -> dict[str, dict]:

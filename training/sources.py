@@ -16,6 +16,10 @@ A recipe file (TOML) lists them:
     dev_fraction = 0.1
     o_may_be = ["ORG"]              # a word this source leaves O may still be an ORG (see Source)
 
+    [training]                      # hyper-parameters (training.train.TrainSettings); options override them
+    epochs = 8
+    learning_rate = 5e-4
+
 ``training.train --data FILE...`` builds the same from plain files (weight 1, ``--dev-fraction``
 for each, named after the file). Every file is validated before any model is loaded.
 """
@@ -24,7 +28,7 @@ from __future__ import annotations
 
 import random
 import tomllib
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Sequence
 
@@ -69,6 +73,8 @@ class Recipe:
     sources: tuple[Source, ...]
     seed: int = DEFAULT_SPLIT_SEED
     path: str | None = None  # the recipe file, when read from one
+    # The [training] table as written; training.train checks its keys and values against its settings.
+    training: dict = field(default_factory=dict)
 
     def split(self) -> list[SourceSplit]:
         """Validate and read every source (raises InvalidDataError), then carve the dev sets."""
@@ -102,9 +108,12 @@ SOURCE_KEYS = ("name", "path", "weight", "dev_fraction", "o_may_be")
 
 def parse_recipe(data: dict, path: str) -> Recipe:
     """Check a parsed recipe; every error names ``path`` and the key."""
-    unknown = sorted(set(data) - {"seed", "sources"})
+    unknown = sorted(set(data) - {"seed", "sources", "training"})
     if unknown:
-        raise RecipeError(f"{path}: unknown key(s) {', '.join(unknown)} (known: seed, sources)")
+        raise RecipeError(f"{path}: unknown key(s) {', '.join(unknown)} (known: seed, sources, training)")
+    training = data.get("training", {})
+    if not isinstance(training, dict):
+        raise RecipeError(f"{path}: training: expected a [training] table, got {training!r}")
     seed = data.get("seed", DEFAULT_SPLIT_SEED)
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise RecipeError(f"{path}: seed: expected an integer, got {seed!r}")
@@ -137,7 +146,7 @@ def parse_recipe(data: dict, path: str) -> Recipe:
         raise RecipeError(f"{path}: source name(s) {', '.join(repeated)} used more than once")
     if not any(source.weight > 0 for source in sources):
         raise RecipeError(f"{path}: every source has weight 0; nothing to train on")
-    return Recipe(tuple(sources), seed, path)
+    return Recipe(tuple(sources), seed, path, training)
 
 
 def load_recipe(path: str | Path) -> Recipe:

@@ -396,19 +396,19 @@ def build_parser() -> argparse.ArgumentParser:
     sizes = ScratchSizes()
     add_size_arguments(model, sizes, note="--from-scratch: ")
     model.add_argument("--scratch-max-length", type=int, default=sizes.max_position_embeddings, help="--from-scratch: position limit (default %(default)s)")
-    hyper = parser.add_argument_group("training (unset: fine-tuning defaults, or larger steps with --from-scratch)")
+    hyper = parser.add_argument_group("training (unset: the recipe's [training] table, else fine-tuning defaults, or larger steps with --from-scratch)")
     defaults = TrainSettings()
     hyper.add_argument("--epochs", type=float, help=f"passes over the data (default {defaults.epochs:g}, {SCRATCH_DEFAULTS['epochs']:g} from scratch)")
     hyper.add_argument("--learning-rate", type=float, help=f"peak learning rate (default {defaults.learning_rate:g}, {SCRATCH_DEFAULTS['learning_rate']:g} from scratch)")
     hyper.add_argument("--batch-size", type=int, help=f"windows per device per step (default {defaults.batch_size}, {SCRATCH_DEFAULTS['batch_size']} from scratch)")
-    hyper.add_argument("--warmup-ratio", type=float, default=defaults.warmup_ratio, help="share of steps with linear warm-up (default %(default)s)")
-    hyper.add_argument("--weight-decay", type=float, default=defaults.weight_decay, help="AdamW weight decay (default %(default)s)")
-    hyper.add_argument("--seed", type=int, default=defaults.seed, help="seed for weights, data order and dropout (default %(default)s)")
-    hyper.add_argument("--gradient-accumulation-steps", type=int, default=defaults.gradient_accumulation_steps, help="steps whose gradients add up before an update (default %(default)s)")
+    hyper.add_argument("--warmup-ratio", type=float, help=f"share of steps with linear warm-up (default {defaults.warmup_ratio})")
+    hyper.add_argument("--weight-decay", type=float, help=f"AdamW weight decay (default {defaults.weight_decay})")
+    hyper.add_argument("--seed", type=int, help=f"seed for weights, data order and dropout (default {defaults.seed})")
+    hyper.add_argument("--gradient-accumulation-steps", type=int, help=f"steps whose gradients add up before an update (default {defaults.gradient_accumulation_steps})")
     hyper.add_argument("--max-length", type=int, help="window length in sub-words incl. [CLS]/[SEP]; default and upper bound: the model's max_position_embeddings")
-    hyper.add_argument("--loss", choices=LOSSES, default=defaults.loss, help="partial: coverage-aware (default); cross-entropy: every O is O")
-    hyper.add_argument("--precision", choices=PRECISIONS, default=defaults.precision, help="auto: bf16 on GPUs and AMX CPUs, else fp32 (default %(default)s)")
-    hyper.add_argument("--short-crops", type=float, default=defaults.short_crops, metavar="N", help="also train on N short crops per sentence on average: lone entities, 2-8-word fragments cut at entity-safe points (default %(default)s)")
+    hyper.add_argument("--loss", choices=LOSSES, help="partial: coverage-aware (default); cross-entropy: every O is O")
+    hyper.add_argument("--precision", choices=PRECISIONS, help=f"auto: bf16 on GPUs and AMX CPUs, else fp32 (default {defaults.precision})")
+    hyper.add_argument("--short-crops", type=float, metavar="N", help=f"also train on N short crops per sentence on average: lone entities, 2-8-word fragments cut at entity-safe points (default {defaults.short_crops:g})")
     evaluation = parser.add_argument_group("evaluation")
     evaluation.add_argument("--dev-ids", help="comma-separated document ids held out as dev set: F1 every epoch, early stopping, best epoch kept")
     evaluation.add_argument("--dev-fraction", type=float, help="with --data: share of each file's documents held out as its dev set (seeded draw)")
@@ -425,26 +425,47 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def settings_from_args(args: argparse.Namespace) -> tuple[ModelSource, TrainSettings]:
-    """Resolve the command line into a model source and hyper-parameters."""
+# Choices and lower bounds of the settings a recipe may fix (the command line checks its own).
+SETTING_CHOICES = {"loss": LOSSES, "precision": PRECISIONS}
+SETTING_MINIMUM = {"epochs": 0, "learning_rate": 0, "batch_size": 1, "warmup_ratio": 0, "weight_decay": 0, "gradient_accumulation_steps": 1, "max_length": 8, "early_stopping_patience": 1, "short_crops": 0}
+
+
+def recipe_settings(recipe: Recipe) -> dict:
+    """The recipe's ``[training]`` table checked against ``TrainSettings``; a bad key or value
+    raises RecipeError naming the file and the key.
+
+    >>> recipe_settings(Recipe((), path="r.toml", training={"epochs": 8, "learning_rate": 5e-4}))
+    {'epochs': 8.0, 'learning_rate': 0.0005}
+    >>> recipe_settings(Recipe((), path="r.toml", training={"epoch": 8}))
+    Traceback (most recent call last):
+    training.sources.RecipeError: r.toml: [training] epoch: unknown setting (known: epochs, learning_rate, batch_size, warmup_ratio, weight_decay, seed, gradient_accumulation_steps, max_length, early_stopping_patience, loss, precision, short_crops)
+    """
+    kinds = {name: type(value) for name, value in asdict(TrainSettings()).items()}
+    kinds["max_length"] = int  # None in the defaults: the model's own limit
+    resolved = {}
+    for key, value in recipe.training.items():
+        where = f"{recipe.path}: [training] {key}"
+        if key not in kinds:
+            raise RecipeError(f"{where}: unknown setting (known: {', '.join(kinds)})")
+        kind = kinds[key]
+        if isinstance(value, bool) or not isinstance(value, (int, float) if kind is float else kind):
+            raise RecipeError(f"{where}: expected {'a number' if kind is float else 'an integer' if kind is int else 'a string'}, got {value!r}")
+        if key in SETTING_CHOICES and value not in SETTING_CHOICES[key]:
+            raise RecipeError(f"{where}: expected one of {', '.join(SETTING_CHOICES[key])}, got {value!r}")
+        if key in SETTING_MINIMUM and value < SETTING_MINIMUM[key]:
+            raise RecipeError(f"{where}: expected at least {SETTING_MINIMUM[key]}, got {value!r}")
+        resolved[key] = kind(value)
+    return resolved
+
+
+def settings_from_args(args: argparse.Namespace, recipe: Recipe) -> tuple[ModelSource, TrainSettings]:
+    """Resolve the model source and hyper-parameters: the defaults (``SCRATCH_DEFAULTS`` from
+    scratch), then the recipe's ``[training]`` table, then what the command line sets."""
     sizes = sizes_from_arguments(args, args.scratch_max_length)
     source = ModelSource(args.base_model, args.from_scratch, sizes, args.random_init)
-    defaults = {**asdict(TrainSettings()), **(SCRATCH_DEFAULTS if args.from_scratch else {})}
-    chosen = {
-        "epochs": args.epochs,
-        "learning_rate": args.learning_rate,
-        "batch_size": args.batch_size,
-        "warmup_ratio": args.warmup_ratio,
-        "weight_decay": args.weight_decay,
-        "seed": args.seed,
-        "gradient_accumulation_steps": args.gradient_accumulation_steps,
-        "max_length": args.max_length,
-        "early_stopping_patience": args.early_stopping_patience,
-        "loss": args.loss,
-        "precision": args.precision,
-        "short_crops": args.short_crops,
-    }
-    return source, TrainSettings(**{key: defaults[key] if value is None else value for key, value in chosen.items()})
+    resolved = {**asdict(TrainSettings()), **(SCRATCH_DEFAULTS if args.from_scratch else {}), **recipe_settings(recipe)}
+    given = {name: getattr(args, name) for name in resolved if getattr(args, name) is not None}
+    return source, TrainSettings(**(resolved | given))
 
 
 def _check_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
@@ -459,7 +480,7 @@ def _check_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) 
         parser.error("--cv-source needs --cv")
     if args.recipe and (args.dev_fraction is not None or args.split_seed is not None):
         parser.error("a recipe names each source's dev fraction and its split seed; --dev-fraction and --split-seed go with --data")
-    if args.short_crops < 0:
+    if args.short_crops is not None and args.short_crops < 0:
         parser.error(f"--short-crops must be 0 or more, got {args.short_crops}")
     if args.dev_fraction is not None and not 0 <= args.dev_fraction <= 0.9:
         parser.error(f"--dev-fraction must be between 0 and 0.9, got {args.dev_fraction}")
@@ -595,11 +616,12 @@ def resumable_argv(argv: Sequence[str]) -> list[str]:
     return [arg for arg in argv if arg not in ("--no-progress", "--overwrite")]
 
 
-def prepare_staging(staging: Path, argv: Sequence[str]) -> None:
-    """Keep the staging directory of an interrupted run of the same command (its checkpoints let
-    training continue where it stopped); clear one left by any other command."""
+def prepare_staging(staging: Path, argv: Sequence[str], settings: TrainSettings) -> None:
+    """Keep the staging directory of an interrupted run of the same command and settings (its
+    checkpoints let training continue where it stopped); clear one left by any other run. The
+    settings count apart from the command line: an edited recipe changes them under the same one."""
     record = staging / RUN_COMMAND_FILE
-    command = json_text({"argv": resumable_argv(argv)})
+    command = json_text({"argv": resumable_argv(argv), "settings": asdict(settings)})
     if staging.exists():
         if record.is_file() and record.read_text(encoding="utf-8") == command:
             _log(f"continuing the interrupted run kept in {staging}")
@@ -621,12 +643,12 @@ def run(args: argparse.Namespace) -> int:
         cv_split = splits[names.index(cv_name)]
         if len(cv_split.train) < 2:
             raise ArgumentError(f"--cv needs at least 2 documents in source {cv_name!r}; it has {len(cv_split.train)}")
-    source, settings = settings_from_args(args)
+    source, settings = settings_from_args(args, recipe)
     data = training_data(recipe, splits)
     output = Path(args.output)
     staging = staging_dir_for(output)
     if _is_main_process():
-        prepare_staging(staging, args.argv)
+        prepare_staging(staging, args.argv, settings)
     base = "from scratch" if source.from_scratch else f"{source.base_model} (architecture and tokenizer only, random weights)" if source.random_init else source.base_model
     for split in splits:
         _log(f"source {split.name}: {len(split.train)} training document(s), {len(split.dev)} dev, {split.held_back_lines} line(s) of {len(split.held_back)} held back (text shared with dev)")
