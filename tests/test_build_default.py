@@ -7,46 +7,51 @@ from pathlib import Path
 
 from serving.annotation import Document, write_documents
 from serving.spans import Span
-from training.build_default import MAP_DECISIONS, dev_agreement, label_decisions, pull_tables, stage_fingerprint
+from training.build_default import MAP_DECISIONS, dev_agreement, label_decisions, pull_tables, stage_fingerprint, stage_job
 
 
-def _stage(tmp_path: Path) -> tuple[list[str], Path]:
+def _stage(tmp_path: Path) -> tuple[Path, Path]:
     data = tmp_path / "corpus.jsonl"
     data.write_text('{"id": "d1", "text": "زار الرئيس موسكو", "entities": []}\n', encoding="utf-8")
     recipe = tmp_path / "recipe.toml"
-    recipe.write_text(f'seed = 13\n\n[[sources]]\nname = "corpus"\npath = "{data}"\nweight = 1.0\ndev_fraction = 0.1\n', encoding="utf-8")
+    recipe.write_text(f'seed = 13\n\n[[sources]]\nname = "corpus"\npath = "{data}"\nweight = 1.0\ndev_fraction = 0.1\n\n[training]\nepochs = 2\n', encoding="utf-8")
     base = tmp_path / "encoder"
     base.mkdir()
     for name, content in {"config.json": '{"hidden_size": 384}', "tokenizer.json": '{"model": {}}', "model.safetensors": "weights, first pre-training"}.items():
         (base / name).write_text(content, encoding="utf-8")
-    return ["--recipe", str(recipe), "--base-model", str(base), "--output", str(tmp_path / "stage1")], base
+    return recipe, base
+
+
+def _fingerprint(recipe: Path, base: str, random_init: bool = False) -> dict:
+    return stage_fingerprint(stage_job(str(recipe), base, recipe.parent / "stage1", "stage1", random_init=random_init))
 
 
 def test_a_new_pre_training_retrains_the_encoder_stage_but_not_the_random_weights_stage(tmp_path):
-    argv, base = _stage(tmp_path)
-    from_encoder, from_random = stage_fingerprint(argv, str(base)), stage_fingerprint(argv + ["--random-init"], str(base), random_init=True)
+    recipe, base = _stage(tmp_path)
+    from_encoder, from_random = _fingerprint(recipe, str(base)), _fingerprint(recipe, str(base), random_init=True)
     (base / "model.safetensors").write_text("weights, a longer pre-training", encoding="utf-8")
-    assert stage_fingerprint(argv, str(base)) != from_encoder
-    assert stage_fingerprint(argv + ["--random-init"], str(base), random_init=True) == from_random
+    assert _fingerprint(recipe, str(base)) != from_encoder
+    assert _fingerprint(recipe, str(base), random_init=True) == from_random
 
 
-def test_random_weights_stage_is_retrained_when_the_architecture_tokenizer_or_data_change(tmp_path):
-    argv, base = _stage(tmp_path)
-    random_argv = argv + ["--random-init"]
-    before = stage_fingerprint(random_argv, str(base), random_init=True)
+def test_random_weights_stage_is_retrained_when_the_architecture_tokenizer_data_or_settings_change(tmp_path):
+    recipe, base = _stage(tmp_path)
+    before = _fingerprint(recipe, str(base), random_init=True)
     (base / "config.json").write_text('{"hidden_size": 512}', encoding="utf-8")
-    after_config = stage_fingerprint(random_argv, str(base), random_init=True)
+    after_config = _fingerprint(recipe, str(base), random_init=True)
     (base / "tokenizer.json").write_text('{"model": {"vocab": {}}}', encoding="utf-8")
-    after_tokenizer = stage_fingerprint(random_argv, str(base), random_init=True)
+    after_tokenizer = _fingerprint(recipe, str(base), random_init=True)
     (tmp_path / "corpus.jsonl").write_text('{"id": "d1", "text": "زار الرئيس القاهرة", "entities": []}\n', encoding="utf-8")
-    after_data = stage_fingerprint(random_argv, str(base), random_init=True)
-    assert len({str(f) for f in (before, after_config, after_tokenizer, after_data)}) == 4
+    after_data = _fingerprint(recipe, str(base), random_init=True)
+    recipe.write_text(recipe.read_text(encoding="utf-8").replace("epochs = 2", "epochs = 3"), encoding="utf-8")
+    after_settings = _fingerprint(recipe, str(base), random_init=True)
+    assert len({str(f) for f in (before, after_config, after_tokenizer, after_data, after_settings)}) == 5
+    assert after_settings["settings"]["epochs"] == 3.0
 
 
 def test_a_hub_id_stands_for_itself(tmp_path):
-    argv, _ = _stage(tmp_path)
-    fingerprint = stage_fingerprint(argv, "CAMeL-Lab/bert-base-arabic-camelbert-msa")
-    assert fingerprint["base_weights"] == "CAMeL-Lab/bert-base-arabic-camelbert-msa"
+    recipe, _ = _stage(tmp_path)
+    assert _fingerprint(recipe, "CAMeL-Lab/bert-base-arabic-camelbert-msa")["base_weights"] == "CAMeL-Lab/bert-base-arabic-camelbert-msa"
 
 
 def test_the_card_sets_the_model_beside_how_far_two_annotations_of_the_same_dev_lines_agree(tmp_path):
@@ -88,17 +93,23 @@ def test_the_card_names_the_sources_whose_o_words_may_be_a_label_they_mark():
 
 
 def test_each_kind_of_base_takes_its_schedule(tmp_path):
-    from training.build_default import base_family, stage_args
+    from training.build_default import STAGE1_RECIPE, STAGE2_RECIPE, base_family
 
     _, small = _stage(tmp_path)
     sentencepiece = tmp_path / "e5"
     sentencepiece.mkdir()
     (sentencepiece / "config.json").write_text('{"hidden_size": 384}', encoding="utf-8")
     (sentencepiece / "tokenizer.json").write_text('{"model": {"type": "Unigram", "vocab": []}}', encoding="utf-8")
-    assert [base_family(str(b)) for b in (small, sentencepiece, "CAMeL-Lab/bert-base-arabic-camelbert-msa")] == ["small", "sentencepiece", "base-sized"]
-    schedule = stage_args("stage1", str(sentencepiece))
-    assert schedule[schedule.index("--learning-rate") + 1] == "1e-4" and schedule[schedule.index("--epochs") + 1] == "12"
-    assert stage_args("stage1", str(small)) == stage_args("stage2", str(small)) == []  # the recipes' own tables
+    hub = "CAMeL-Lab/bert-base-arabic-camelbert-msa"
+    assert [base_family(str(b)) for b in (small, sentencepiece, hub)] == ["small", "sentencepiece", "base-sized"]
+    e5 = stage_job(STAGE1_RECIPE, str(sentencepiece), tmp_path / "out", "stage1")
+    assert (e5.settings.learning_rate, e5.settings.epochs, e5.settings.short_crops) == (1e-4, 12.0, 0.5)
+    assert e5.argv[-6:] == ("--learning-rate", "0.0001", "--epochs", "12.0", "--early-stopping-patience", "12")
+    own = stage_job(STAGE1_RECIPE, str(small), tmp_path / "out", "stage1")
+    assert (own.settings.learning_rate, own.settings.epochs, own.settings.batch_size) == (5e-4, 8.0, 32)  # the recipe's table
+    assert "--learning-rate" not in own.argv
+    stage2 = stage_job(STAGE2_RECIPE, hub, tmp_path / "out", "stage2", cv=True)
+    assert (stage2.settings.learning_rate, stage2.cv_source, stage2.argv[-2:]) == (2e-5, "seeds", ("--cv-source", "seeds"))
 
 
 def test_the_card_gets_the_probe_scored_by_the_serving_runtime(tiny_onnx_dir, tmp_path):
@@ -114,3 +125,18 @@ def test_the_card_gets_the_probe_scored_by_the_serving_runtime(tiny_onnx_dir, tm
     assert f"`{PROBE}`" in section and "| **all** |" in section
     supports = [int(row.rsplit("|", 2)[1]) for row in section.splitlines() if row.startswith("| ") and not row.startswith(("| label", "| **all**"))]
     assert sum(supports) == 550
+
+
+def test_a_stage_trains_through_the_training_function_and_is_reused_when_nothing_changed(tiny_model_dir, tmp_path, capsys):
+    from tests.fixtures_training import SEEDS
+    from training.build_default import STAGE_RECORD, train_stage
+
+    recipe = tmp_path / "recipe.toml"
+    recipe.write_text(f'seed = 13\n\n[[sources]]\nname = "seeds"\npath = "{SEEDS}"\ndev_fraction = 0.2\n\n[training]\nepochs = 1\nbatch_size = 8\n', encoding="utf-8")
+    job = stage_job(str(recipe), str(tiny_model_dir), tmp_path / "stage", "stage1")
+    metrics = train_stage(job)
+    assert metrics["hyperparameters"]["epochs"] == 1.0 and metrics["hyperparameters"]["batch_size"] == 8
+    assert metrics["command"] == "python -m training.train " + " ".join(job.argv)
+    assert (tmp_path / "stage" / STAGE_RECORD).is_file() and (tmp_path / "stage" / "model.safetensors").is_file()
+    again = train_stage(stage_job(str(recipe), str(tiny_model_dir), tmp_path / "stage", "stage1"))
+    assert "== reusing" in capsys.readouterr().err and again["dev"] == metrics["dev"]

@@ -13,6 +13,11 @@
    pre-training comparison, dev F1 per source and label, the cross-validation, how the corpora's
    conventions and ours pull against each other, and the weakest spots.
 
+Each stage is a ``training.train.TrainJob`` (the recipe's ``[training]`` table, changed where the base's
+family needs it: ``SCHEDULE_OVERRIDES``) run by ``training.train.train``, and the export is
+``training.export.export``: the functions the commands call, with the equivalent command lines logged
+and recorded in the cards.
+
 ``--compare BASE,...`` also runs both stages (with the seeds cross-validation) from other bases, ``none`` being
 the encoder's architecture and tokenizer with random weights; the table of dev F1 per source goes
 into ``ENCODER/comparison.json`` and the encoder's card, and every later default-model card reads it
@@ -29,7 +34,7 @@ import json
 import sys
 import time
 import tomllib
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Sequence
 
@@ -38,9 +43,12 @@ from serving.schema import ENTITY_LABELS, label_members
 from serving.spans import tag_ranges
 
 from . import export, train
+from .base_model import BaseModelError
+from .data import InvalidDataError
 from .label_maps import load_label_map
 from .modelcard import file_sha256, json_text, render_model_card, table_cell
 from .scoring import entity_report, gold_tags
+from .sources import RecipeError, load_recipe
 from .stats import sentence_agreement
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -58,8 +66,8 @@ COMPARISON_FILE = "comparison.json"
 # imported by `make e5-encoder`) start slowly on NER: fine-tuned on ANERcorp for one epoch they still predicted
 # only O at 5e-5 to 5e-4, where 6 epochs at 1e-4 reached 0.697 dev F1; stage 1 gives them 12 epochs at 1e-4.
 SCHEDULE_OVERRIDES = {
-    "base-sized": {"stage1": {"--learning-rate": "5e-5"}, "stage2": {"--learning-rate": "2e-5"}},
-    "sentencepiece": {"stage1": {"--learning-rate": "1e-4", "--epochs": "12", "--early-stopping-patience": "12"}, "stage2": {"--learning-rate": "3e-5"}},
+    "base-sized": {"stage1": {"learning_rate": 5e-5}, "stage2": {"learning_rate": 2e-5}},
+    "sentencepiece": {"stage1": {"learning_rate": 1e-4, "epochs": 12.0, "early_stopping_patience": 12}, "stage2": {"learning_rate": 3e-5}},
 }
 
 
@@ -88,40 +96,55 @@ class Arm:
 STAGE_RECORD = "build_stage.json"
 
 
-def stage_fingerprint(argv: Sequence[str], base: str, random_init: bool = False) -> dict:
-    """What a stage's result depends on: its command line, the recipe and data files it reads and
-    what it reads of the base (hashed; a hub id stands for itself): its weights, or, from random
-    weights, only its architecture and tokenizer (a new pre-training of the same encoder leaves such a
-    stage valid)."""
-    recipe = Path(argv[argv.index("--recipe") + 1])
-    inputs = [recipe, *(Path(entry["path"]) for entry in tomllib.loads(recipe.read_text(encoding="utf-8"))["sources"])]
-    fingerprint = {"argv": list(argv), "files": {str(path): file_sha256(path) for path in inputs}}
-    if random_init:
+def stage_fingerprint(job: train.TrainJob) -> dict:
+    """What a stage's result depends on: its command line and resolved settings, the recipe and data
+    files it reads and what it reads of the base (hashed; a hub id stands for itself): its weights,
+    or, from random weights, only its architecture and tokenizer (a new pre-training of the same
+    encoder leaves such a stage valid)."""
+    inputs = [Path(job.recipe.path), *(Path(source.path) for source in job.recipe.sources)]
+    fingerprint = {"argv": list(job.argv), "settings": asdict(job.settings), "files": {str(path): file_sha256(path) for path in inputs}}
+    base = job.source.base_model
+    if job.source.random_init:
         architecture = [Path(base) / name for name in ("config.json", "tokenizer.json")]
         return fingerprint | {"base_architecture": {path.name: file_sha256(path) for path in architecture if path.is_file()} or base}
     weights = Path(base) / "model.safetensors"
     return fingerprint | {"base_weights": file_sha256(weights) if weights.is_file() else base}
 
 
-def train_stage(recipe: str, base: str, output: Path, stage_args: Sequence[str], random_init: bool = False, cv: bool = False, retrain: bool = False) -> dict:
-    """One ``training.train`` run; returns its metrics.json. A stage already trained with the same
-    fingerprint (an interrupted build run again) is reused unless ``retrain``: the fingerprint does
-    not cover the training code itself."""
-    argv = ["--recipe", recipe, "--base-model", base, "--output", str(output), "--overwrite", "--no-progress", *stage_args]
+def stage_job(recipe: str, base: str, output: Path, stage: str, random_init: bool = False, cv: bool = False) -> train.TrainJob:
+    """A stage's training run: the recipe's own ``[training]`` table, changed where the base's family
+    needs it (``SCHEDULE_OVERRIDES``); with ``cv``, the seeds cross-validation first."""
+    loaded = load_recipe(recipe)
+    overrides = SCHEDULE_OVERRIDES.get(base_family(base), {}).get(stage, {})
+    settings = replace(train.resolve_settings(loaded, from_scratch=False), **overrides)
+    argv = ["--recipe", recipe, "--base-model", base, "--output", str(output), "--overwrite", "--no-progress"]
+    argv += [item for option, value in overrides.items() for item in (f"--{option.replace('_', '-')}", str(value))]
     argv += ["--random-init"] if random_init else []
     argv += ["--cv", "--cv-source", "seeds"] if cv else []
-    fingerprint = stage_fingerprint(argv, base, random_init)
-    record = output / STAGE_RECORD
+    source = train.ModelSource(base, random_init=random_init)
+    return train.TrainJob(loaded, output, source, settings, cv_source="seeds" if cv else None, progress=False, argv=tuple(argv))
+
+
+def train_stage(job: train.TrainJob, retrain: bool = False) -> dict:
+    """Run one stage; returns its metrics.json. A stage already trained with the same fingerprint (an
+    interrupted build run again) is reused unless ``retrain``: the fingerprint does not cover the
+    training code itself."""
+    fingerprint = stage_fingerprint(job)
+    record = job.output / STAGE_RECORD
+    command = "python -m training.train " + " ".join(job.argv)
     if not retrain and record.is_file() and read_json(record)["fingerprint"] == fingerprint:
-        log(f"== reusing {output} (trained by an earlier run with the same command, data and base)")
-        return read_json(output / "metrics.json") | {"wall_clock_s": read_json(record)["wall_clock_s"]}
-    log(f"== python -m training.train {' '.join(argv)}")
+        log(f"== reusing {job.output} (trained by an earlier run with the same command, data and base)")
+        return read_json(job.output / "metrics.json") | {"wall_clock_s": read_json(record)["wall_clock_s"]}
+    log(f"== {command}")
     started = time.perf_counter()
-    if train.main(argv) != 0:
-        raise BuildError(f"training failed: python -m training.train {' '.join(argv)}")
+    try:
+        info = train.train(job)
+    except (train.ArgumentError, BaseModelError, InvalidDataError, RecipeError) as exc:
+        raise BuildError(f"training failed: {command}: {exc}") from None
+    log(train.summary_line(job.output, info))
     wall_clock_s = time.perf_counter() - started
     record.write_text(json_text({"fingerprint": fingerprint, "wall_clock_s": wall_clock_s}), encoding="utf-8")
-    return read_json(output / "metrics.json") | {"wall_clock_s": wall_clock_s}
+    return read_json(job.output / "metrics.json") | {"wall_clock_s": wall_clock_s}
 
 
 def base_family(base: str) -> str:
@@ -136,21 +159,12 @@ def base_family(base: str) -> str:
     return "small"
 
 
-def stage_args(stage: str, base: str) -> list[str]:
-    """The options by which the base's family changes the stage recipe's ``[training]`` table.
-
-    >>> stage_args("stage1", "CAMeL-Lab/bert-base-arabic-camelbert-msa")
-    ['--learning-rate', '5e-5']
-    """
-    return [item for option, value in SCHEDULE_OVERRIDES.get(base_family(base), {}).get(stage, {}).items() for item in (option, value)]
-
-
 def run_arm(arm: Arm, work: Path, cv: bool, retrain: bool = False) -> dict[str, dict]:
     """Both stages from one base; stage 2 starts from stage 1's model (so a retrained stage 1
     changes stage 2's fingerprint)."""
-    stage1 = train_stage(STAGE1_RECIPE, arm.base, work / arm.name / "stage1", stage_args("stage1", arm.base), random_init=arm.random_init, retrain=retrain)
+    stage1 = train_stage(stage_job(STAGE1_RECIPE, arm.base, work / arm.name / "stage1", "stage1", random_init=arm.random_init), retrain)
     stage2_base = str(work / arm.name / "stage1")
-    stage2 = train_stage(STAGE2_RECIPE, stage2_base, work / arm.name / "stage2", stage_args("stage2", stage2_base), cv=cv, retrain=retrain)
+    stage2 = train_stage(stage_job(STAGE2_RECIPE, stage2_base, work / arm.name / "stage2", "stage2", cv=cv), retrain)
     return {"stage1": stage1, "stage2": stage2}
 
 
@@ -556,10 +570,16 @@ def main(argv: list[str] | None = None) -> int:
         log(f"error: {exc}")
         return 1
     log(f"== exporting {trained} to {args.output}")
-    status = export.main(["--model", str(trained), "--output", args.output, "--name", Path(args.output).name, "--force"])
-    if status == 0:
-        add_probe_section(Path(args.output))
-    return status
+    output = Path(args.output)
+    try:
+        report = export.export(trained, output, name=output.name, force=True, log=log)
+    except export.ExportError as exc:
+        log(f"export failed: {exc}")
+        return 1
+    for line in export.summary_lines(report, output):
+        log(line)
+    add_probe_section(output)
+    return 0
 
 
 def probe_section(report: dict, documents: int) -> str:

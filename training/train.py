@@ -37,7 +37,7 @@ import shlex
 import shutil
 import sys
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Sequence
@@ -104,6 +104,24 @@ class TrainSettings:
 # A small random-weight model needs many more passes, and a larger step, to learn from a few articles;
 # its dev F1 stays at 0 for the first epochs, so early stopping must wait longer.
 SCRATCH_DEFAULTS = {"epochs": 20.0, "learning_rate": 1e-3, "batch_size": 8, "early_stopping_patience": 10}
+
+
+@dataclass(frozen=True)
+class TrainJob:
+    """One fine-tuning run: what ``python -m training.train`` parses its command line into, and what
+    ``training.build_default`` builds for each stage. ``train(job)`` runs it."""
+
+    recipe: Recipe
+    output: Path
+    source: ModelSource = field(default_factory=ModelSource)
+    settings: TrainSettings = field(default_factory=TrainSettings)  # resolved: defaults, recipe, options
+    dev_ids: tuple[str, ...] = ()  # documents moved to their source's dev set
+    cv_source: str | None = None  # cross-validate over this source's documents first (None: no CV)
+    cv_folds: int | None = None  # only the first K folds
+    progress: bool = True
+    # The equivalent command line: recorded in the card, and an interrupted run continues only
+    # under the same one (and the same settings).
+    argv: tuple[str, ...] = ()
 
 
 @dataclass
@@ -458,14 +476,19 @@ def recipe_settings(recipe: Recipe) -> dict:
     return resolved
 
 
+def resolve_settings(recipe: Recipe, from_scratch: bool) -> TrainSettings:
+    """The defaults (``SCRATCH_DEFAULTS`` from scratch), then the recipe's ``[training]`` table."""
+    return TrainSettings(**{**asdict(TrainSettings()), **(SCRATCH_DEFAULTS if from_scratch else {}), **recipe_settings(recipe)})
+
+
 def settings_from_args(args: argparse.Namespace, recipe: Recipe) -> tuple[ModelSource, TrainSettings]:
-    """Resolve the model source and hyper-parameters: the defaults (``SCRATCH_DEFAULTS`` from
-    scratch), then the recipe's ``[training]`` table, then what the command line sets."""
+    """Resolve the model source and hyper-parameters: ``resolve_settings``, then what the command
+    line sets."""
     sizes = sizes_from_arguments(args, args.scratch_max_length)
     source = ModelSource(args.base_model, args.from_scratch, sizes, args.random_init)
-    resolved = {**asdict(TrainSettings()), **(SCRATCH_DEFAULTS if args.from_scratch else {}), **recipe_settings(recipe)}
-    given = {name: getattr(args, name) for name in resolved if getattr(args, name) is not None}
-    return source, TrainSettings(**(resolved | given))
+    settings = resolve_settings(recipe, args.from_scratch)
+    given = {name: getattr(args, name) for name in asdict(settings) if getattr(args, name) is not None}
+    return source, replace(settings, **given)
 
 
 def _check_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
@@ -495,13 +518,13 @@ def load_recipe_from_args(args: argparse.Namespace) -> Recipe:
     return recipe_from_files(args.data, args.dev_fraction or 0.0, **({"seed": args.split_seed} if args.split_seed is not None else {}))
 
 
-def move_dev_ids(splits: Sequence[SourceSplit], dev_ids: str | None) -> list[SourceSplit]:
+def move_dev_ids(splits: Sequence[SourceSplit], dev_ids: Sequence[str]) -> list[SourceSplit]:
     """The splits with the documents named by ``--dev-ids`` moved to their source's dev set (and
     the lines of training documents sharing their text held back); raises ArgumentError on bad ids."""
     if not dev_ids:
         return list(splits)
     try:
-        moved = move_to_dev(splits, [i.strip() for i in dev_ids.split(",") if i.strip()])
+        moved = move_to_dev(splits, list(dev_ids))
     except ValueError as exc:
         raise ArgumentError(f"--dev-ids: {exc}") from None
     if not any(s.train for s in moved):
@@ -565,8 +588,9 @@ def data_record(recipe: Recipe, splits: Sequence[SourceSplit], trained: TrainedM
     }
 
 
-def run_record(args: argparse.Namespace, recipe: Recipe, splits: Sequence[SourceSplit], source: ModelSource, settings: TrainSettings, trained: TrainedModel) -> dict:
+def run_record(job: TrainJob, splits: Sequence[SourceSplit], trained: TrainedModel) -> dict:
     """Everything metrics.json and the model card say about a run (cross-validation added by the caller)."""
+    recipe, source, settings = job.recipe, job.source, job.settings
     weights = {entry.name: entry.weight for entry in recipe.sources}
     training = [(s.name, d) for s in splits for d in s.train if weights[s.name] > 0]  # weight 0: never trained on
     dev = [(s.name, d) for s in splits for d in s.dev]
@@ -592,7 +616,7 @@ def run_record(args: argparse.Namespace, recipe: Recipe, splits: Sequence[Source
         "dev": dev_summary(trained, dev) if dev else None,
         "git_commit": git_commit(),
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "command": "python -m training.train " + shlex.join(args.argv),
+        "command": "python -m training.train " + shlex.join(job.argv),
     }
 
 
@@ -631,29 +655,28 @@ def prepare_staging(staging: Path, argv: Sequence[str], settings: TrainSettings)
     atomic_write_text(record, command)
 
 
-def run(args: argparse.Namespace) -> int:
-    recipe = load_recipe_from_args(args)
-    splits = move_dev_ids(recipe.split(), args.dev_ids)  # validates every file before any model is loaded
+def train(job: TrainJob) -> dict | None:
+    """Fine-tune ``job.source`` on ``job.recipe`` into the model directory ``job.output`` (written
+    whole or not at all); returns what metrics.json records (None on the other processes of a
+    multi-process run). An interrupted run continues from its last epoch when run again."""
+    recipe, source, settings = job.recipe, job.source, job.settings
+    splits = move_dev_ids(recipe.split(), job.dev_ids)  # validates every file before any model is loaded
     cv_split = None
-    if args.cv:
+    if job.cv_source is not None:
         names = [s.name for s in splits]
-        cv_name = args.cv_source or names[0]
-        if cv_name not in names:
-            raise ArgumentError(f"--cv-source {cv_name!r} is not a source (sources: {', '.join(names)})")
-        cv_split = splits[names.index(cv_name)]
+        if job.cv_source not in names:
+            raise ArgumentError(f"--cv-source {job.cv_source!r} is not a source (sources: {', '.join(names)})")
+        cv_split = splits[names.index(job.cv_source)]
         if len(cv_split.train) < 2:
-            raise ArgumentError(f"--cv needs at least 2 documents in source {cv_name!r}; it has {len(cv_split.train)}")
-    source, settings = settings_from_args(args, recipe)
+            raise ArgumentError(f"--cv needs at least 2 documents in source {job.cv_source!r}; it has {len(cv_split.train)}")
     data = training_data(recipe, splits)
-    output = Path(args.output)
-    staging = staging_dir_for(output)
+    staging = staging_dir_for(job.output)
     if _is_main_process():
-        prepare_staging(staging, args.argv, settings)
+        prepare_staging(staging, job.argv, settings)
     base = "from scratch" if source.from_scratch else f"{source.base_model} (architecture and tokenizer only, random weights)" if source.random_init else source.base_model
     for split in splits:
         _log(f"source {split.name}: {len(split.train)} training document(s), {len(split.dev)} dev, {split.held_back_lines} line(s) of {len(split.held_back)} held back (text shared with dev)")
     _log(f"base model: {base}; settings: " + ", ".join(f"{k}={v}" for k, v in asdict(settings).items()))
-    progress = not args.no_progress
     try:
         cv_summary = None
         if cv_split is not None:
@@ -661,16 +684,16 @@ def run(args: argparse.Namespace) -> int:
 
             def fit(fold_train: Sequence[Document], fold: int):
                 fold_data = TrainingData(others + [(cv_split.name, recipe.source(cv_split.name).as_trained(d)) for d in fold_train], [], data.weights)
-                return train_model(fold_data, source, settings, staging / f"fold-{fold}", progress)
+                return train_model(fold_data, source, settings, staging / f"fold-{fold}", job.progress)
 
-            cv_summary = cross_validate(cv_split.train, fit, folds=args.cv_folds, log=_log)
+            cv_summary = cross_validate(cv_split.train, fit, folds=job.cv_folds, log=_log)
             if cv_summary:
                 cv_summary["source"] = cv_split.name
                 cv_summary["other_sources"] = sorted({name for name, _ in others if data.weights.get(name, 1.0) > 0})
-        trained = train_model(data, source, settings, staging / "final", progress)
+        trained = train_model(data, source, settings, staging / "final", job.progress)
         if not trained.is_main_process:
-            return 0
-        info = run_record(args, recipe, splits, source, settings, trained)
+            return None
+        info = run_record(job, splits, trained)
         info["cv"] = cv_summary
         info["splits"] = split_record(splits, recipe.seed)
         shutil.rmtree(staging / "final", ignore_errors=True)
@@ -680,29 +703,46 @@ def run(args: argparse.Namespace) -> int:
         write_model_dir(staging, trained, info)
         if cv_summary:
             atomic_write_text(staging / "cv.json", json_text(cv_summary))
-        publish(staging, output)
+        publish(staging, job.output)
     except BaseException:
         if _is_main_process():
             _log(f"stopped; {staging} keeps the last epoch's checkpoints: the same command continues from there")
         raise
+    return info
+
+
+def summary_line(output: Path, info: dict) -> str:
+    """What the command prints when a run is written."""
     summary = f"wrote {output}: training-set F1 {info['training_set']['f1']:.3f}"
     if info["dev"]:
         per_source = ", ".join(f"{name} {report['micro avg']['f1-score']:.3f}" for name, report in info["dev"]["per_source"].items())
         summary += f", dev F1 {info['dev']['f1']:.3f} (mean over sources: {per_source}; best epoch {info['dev']['best_epoch']})"
+    cv_summary = info["cv"]
     if cv_summary:
         summary += f", CV F1 {cv_summary['mean_f1']:.3f} ± {cv_summary['std_f1']:.3f} (pooled {cv_summary['pooled']['micro avg']['f1-score']:.3f})"
-    _log(summary + f", {info['train_runtime_s']:.0f} s")
-    return 0
+    return summary + f", {info['train_runtime_s']:.0f} s"
+
+
+def job_from_args(args: argparse.Namespace, argv: Sequence[str]) -> TrainJob:
+    """The run a parsed command line describes (reads and checks the recipe: RecipeError)."""
+    recipe = load_recipe_from_args(args)
+    source, settings = settings_from_args(args, recipe)
+    cv_source = (args.cv_source or recipe.sources[0].name) if args.cv else None
+    dev_ids = tuple(i.strip() for i in (args.dev_ids or "").split(",") if i.strip())
+    return TrainJob(recipe, Path(args.output), source, settings, dev_ids, cv_source, args.cv_folds, not args.no_progress, tuple(argv))
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser()
     args = parser.parse_args(argv)
-    args.argv = argv  # recorded in the model card
     _check_arguments(parser, args)
     try:
-        return run(args)
+        job = job_from_args(args, argv)
+        info = train(job)
+        if info is not None:
+            _log(summary_line(job.output, info))
+        return 0
     except InvalidDataError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
