@@ -41,9 +41,8 @@ PRETRAIN_TEXT := $(sort $(wildcard annotations/corpora/raw/*.txt.xz)) $(foreach 
 WIKI_TEXT := annotations/corpora/wikipedia/arwiki_2017.txt.xz
 DEV_SETS = $(foreach c,anercorp newsfane wikifane aqmar wojood,runs/splits/$(c).dev.jsonl)
 E5 := models/e5-small-ar
-# 9,500 steps of 256 sequences (39 epochs): what fitted a lent H100 session (README, "The default model").
-PRETRAIN_ARGS := --hidden-size 384 --layers 6 --heads 6 --intermediate-size 1536 --vocab-size 24000 --max-length 128 \
-	--batch-size 256 --learning-rate 7e-4 --max-steps 9500 --save-steps 500 --save-dtype float16 --seed 42
+# The encoder's pre-training settings: training/recipes/encoder-pretrain.toml ([pretraining] table).
+PRETRAIN_ARGS := --recipe training/recipes/encoder-pretrain.toml
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -115,7 +114,7 @@ e5-encoder: $(E5)/config.json
 ARMS ?= $(E5),models/e5-small-ar-news,models/$(ENCODER_NAME)-wiki
 models/e5-small-ar-news/config.json: $(E5)/config.json | splits
 	$(PY) -m training.pretrain --base-model $(E5) --text $(PRETRAIN_TEXT) $(WIKI_TEXT) --exclude-overlap $(DEV_SETS) \
-		--output models/e5-small-ar-news $(call resume_or_overwrite,models/e5-small-ar-news) --max-length 128 --batch-size 256 --learning-rate 1e-4 --max-steps 3000 --save-steps 500 --seed 42
+		--output models/e5-small-ar-news $(call resume_or_overwrite,models/e5-small-ar-news) --recipe training/recipes/e5-continued-pretrain.toml
 
 models/$(ENCODER_NAME)-wiki/config.json: | splits
 	$(PY) -m training.pretrain --text $(PRETRAIN_TEXT) $(WIKI_TEXT) --exclude-overlap $(DEV_SETS) --output models/$(ENCODER_NAME)-wiki $(call resume_or_overwrite,models/$(ENCODER_NAME)-wiki) $(PRETRAIN_ARGS)

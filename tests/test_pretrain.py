@@ -196,3 +196,38 @@ def test_lines_sharing_text_with_dev_documents_are_held_out(tmp_path):
     kept, stats = collect_lines([str(raw)], progress=False, held_out=HeldOutText(read_lines(dev)))
     assert [line for _, line in kept] == lines[1:]
     assert stats.held_out_overlap == 1 and stats.files[str(raw)]["held_out_overlap"] == 1 and stats.exact_or_near_duplicates == 0
+
+
+def test_the_encoder_recipe_holds_the_shipped_encoders_settings_and_options_override_it(tmp_path):
+    import shlex
+
+    from training.pretrain import build_parser, recipe_defaults
+
+    recipe = "training/recipes/encoder-pretrain.toml"
+    parser = build_parser()
+    parser.set_defaults(**recipe_defaults(parser, recipe))
+    from_recipe = parser.parse_args(["--recipe", recipe, "--text", "t.txt", "--output", "o"])
+    shipped = build_parser().parse_args(shlex.split(json.loads((ROOT / "models/arabic-bert-small/pretrain_metrics.json").read_text(encoding="utf-8"))["command"])[3:])
+    settings = ("hidden_size", "layers", "heads", "intermediate_size", "vocab_size", "max_length", "batch_size", "learning_rate", "max_steps", "save_steps", "save_dtype", "seed")
+    assert {key: getattr(from_recipe, key) for key in settings} == {key: getattr(shipped, key) for key in settings}
+    overridden = parser.parse_args(["--recipe", recipe, "--text", "t.txt", "--output", "o", "--max-steps", "20"])
+    assert overridden.max_steps == 20 and overridden.hidden_size == 384
+
+
+@pytest.mark.parametrize(
+    "table, message",
+    [
+        ("hiden_size = 384", r"\[pretraining\] hiden_size: unknown setting \(known: "),
+        ('batch_size = "256"', r"\[pretraining\] batch_size: expected an integer, got '256'"),
+        ('save_dtype = "int4"', r"\[pretraining\] save_dtype: expected one of float32, float16, got 'int4'"),
+        ('output = "elsewhere"', r"\[pretraining\] output: unknown setting"),
+    ],
+)
+def test_a_bad_pretraining_table_is_named_before_any_work(tmp_path, text_files, table, message):
+    import re
+
+    recipe = tmp_path / "r.toml"
+    recipe.write_text(f"[pretraining]\n{table}\n", encoding="utf-8")
+    result = run_pretrain("--recipe", str(recipe), "--text", str(text_files[0]), "--output", str(tmp_path / "m"))
+    assert result.returncode == 1 and re.search(f"{re.escape(str(recipe))}: {message}", result.stderr), result.stderr
+    assert not (tmp_path / "m").exists()

@@ -50,6 +50,7 @@ import shlex
 import shutil
 import sys
 import time
+import tomllib
 import zlib
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
@@ -65,6 +66,7 @@ from serving.text import fold_marks_and_alef, segment_words
 from .base_model import BaseModelError, load_pretrained
 from .hardware import PRECISIONS, device_name, trainer_device_arguments
 from .model_dir import last_complete_checkpoint, publish, staging_dir_for
+from .sources import RecipeError
 from .scratch import ScratchSizes, add_size_arguments, check_size_arguments, sizes_from_arguments
 from .modelcard import file_sha256, git_commit, json_text
 
@@ -488,6 +490,7 @@ PRETRAIN_SIZES = ScratchSizes(vocab_size=24000, hidden_size=256, num_hidden_laye
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m training.pretrain", description="Masked-language-model pre-training of a BERT encoder.")
+    parser.add_argument("--recipe", metavar="TOML", help="a recipe whose [pretraining] table sets any of the options below (option names with _ for -); options given here override it")
     parser.add_argument("--text", nargs="+", required=True, metavar="FILE", help="text files: .txt, .txt.xz or annotation .jsonl")
     parser.add_argument("--exclude-overlap", nargs="+", default=[], metavar="FILE", help=f"documents never to pre-train on (dev sets): text lines sharing a run of {OVERLAP_NGRAM} words with them are held out")
     parser.add_argument("--output", required=True, help="model directory to write")
@@ -849,9 +852,47 @@ def write_loss_curve(log_history: Sequence[dict], path: Path) -> None:
     plt.close(figure)
 
 
+# What a [pretraining] table may set: the run's shape and schedule, not its inputs, output or mode.
+NOT_IN_RECIPES = {"help", "recipe", "text", "exclude_overlap", "output", "overwrite", "resume", "no_progress"}
+
+
+def recipe_defaults(parser: argparse.ArgumentParser, path: str) -> dict:
+    """The ``[pretraining]`` table of the recipe at ``path`` as option defaults, each value checked
+    against its option (type, choices); errors name the file and the key."""
+    try:
+        table = tomllib.loads(Path(path).read_text(encoding="utf-8")).get("pretraining")
+    except OSError as exc:
+        raise RecipeError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise RecipeError(f"{path}: not valid TOML: {exc}") from None
+    if not isinstance(table, dict):
+        raise RecipeError(f"{path}: expected a [pretraining] table")
+    actions = {action.dest: action for action in parser._actions if action.dest not in NOT_IN_RECIPES}
+    for key, value in table.items():
+        where = f"{path}: [pretraining] {key}"
+        action = actions.get(key)
+        if action is None:
+            raise RecipeError(f"{where}: unknown setting (known: {', '.join(sorted(actions))})")
+        kind = action.type or str
+        values = value if action.nargs and isinstance(value, list) else [value]
+        for item in values:
+            if isinstance(item, bool) or not isinstance(item, (int, float) if kind is float else kind):
+                raise RecipeError(f"{where}: expected {'a number' if kind is float else 'an integer' if kind is int else 'a string'}, got {item!r}")
+            if action.choices and item not in action.choices:
+                raise RecipeError(f"{where}: expected one of {', '.join(action.choices)}, got {item!r}")
+    return table
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser()
+    recipe = parser.parse_known_args(argv)[0].recipe
+    if recipe:
+        try:
+            parser.set_defaults(**recipe_defaults(parser, recipe))
+        except RecipeError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
     args = parser.parse_args(argv)
     args.argv = argv
     _check(parser, args)
