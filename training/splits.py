@@ -17,8 +17,18 @@ from pathlib import Path
 from serving.annotation import atomic_write_text, write_documents
 
 from .data import InvalidDataError
-from .dev_splits import split_record
-from .sources import RecipeError, load_recipe
+from .dev_splits import SourceSplit, split_record
+from .sources import Recipe, RecipeError, load_recipe
+
+
+def write_splits(recipe: Recipe, output: Path) -> list[SourceSplit]:
+    """Carve the recipe's dev splits and write them to ``output`` (raises InvalidDataError on bad data)."""
+    splits = recipe.split()
+    for split in splits:
+        write_documents(output / f"{split.name}.train.jsonl", split.train)
+        write_documents(output / f"{split.name}.dev.jsonl", split.dev)
+    atomic_write_text(output / "splits.json", json.dumps(split_record(splits, recipe.seed), ensure_ascii=False, indent=2) + "\n")
+    return splits
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -26,18 +36,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--recipe", required=True, help="recipe TOML listing the sources (see training/recipes/)")
     parser.add_argument("--output-dir", required=True, help="where NAME.train.jsonl, NAME.dev.jsonl and splits.json go")
     args = parser.parse_args(argv)
+    output = Path(args.output_dir)
     try:
-        recipe = load_recipe(args.recipe)
-        splits = recipe.split()
+        splits = write_splits(load_recipe(args.recipe), output)
     except (RecipeError, InvalidDataError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    output = Path(args.output_dir)
     for split in splits:
-        write_documents(output / f"{split.name}.train.jsonl", split.train)
-        write_documents(output / f"{split.name}.dev.jsonl", split.dev)
         print(f"{split.name}: {len(split.train)} training, {len(split.dev)} dev, {split.held_back_lines} line(s) of {len(split.held_back)} document(s) held back (text shared with dev)", file=sys.stderr)
-    atomic_write_text(output / "splits.json", json.dumps(split_record(splits, recipe.seed), ensure_ascii=False, indent=2) + "\n")
     print(f"wrote {output}/", file=sys.stderr)
     return 0
 
