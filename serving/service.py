@@ -16,31 +16,34 @@ Environment:
   use; set it to the container's CPU quota, which CPU affinity does not show).
 
 Both tagging routes hand their texts to one BentoML adaptive-batching dispatcher, which merges
-the texts of concurrent requests into one model call.
+the texts of concurrent requests into one model call; a text with no word (empty, blank) is
+answered at once, without waiting in that queue. The request checks (API key, content type, sizes,
+input validation) are in ``serving/guard.py``; worker deaths are logged by ``serving/worker_deaths.py``.
 """
 
 from __future__ import annotations
 
-import hmac
 import logging
 import os
 import sys
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Annotated, Awaitable, Callable, NoReturn, Sequence
+from typing import Annotated, NoReturn, Sequence
 
 import bentoml
 from bentoml._internal.marshal.dispatcher import CorkDispatcher
 from bentoml.exceptions import ServiceUnavailable
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from serving import ui
+from serving import ui, worker_deaths
+from serving.guard import OPEN_PATHS, RequestGuard
 from serving.schema import LABEL_DESCRIPTIONS
 from serving.tagger import Entity, Tagger, default_thread_count
+from serving.text import has_tokens
 
 logger = logging.getLogger("bentoml.ner")  # BentoML configures the handlers of its own logger tree
 
@@ -121,117 +124,6 @@ def _result(entities: list[Entity], model: str) -> TagResult:
     )
 
 
-# Pydantic error types that mean "over a configured limit" (413), and the variable setting that limit.
-_LIMIT_ERRORS = {"string_too_long": "NER_MAX_TEXT_CHARS", "too_long": "NER_MAX_BATCH_SIZE"}
-
-
-def _field_name(loc: tuple) -> str:
-    """('texts', 3) -> 'texts[3]'; () -> 'body'."""
-    name = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in loc).lstrip(".")
-    return name or "body"
-
-
-def request_problem(body: bytes, model: type[BaseModel]) -> tuple[int, dict] | None:
-    """Status and JSON error for a body that the route's input ``model`` rejects, None if it is valid.
-
-    400: not UTF-8 or not JSON; 413: a text or a batch over its limit; 422: a field missing or
-    of the wrong type, named in the message.
-    """
-    try:
-        body.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        return 400, {"error": f"request body is not valid UTF-8 (invalid byte at offset {exc.start})"}
-    try:
-        model.model_validate_json(body or b"{}")
-    except ValidationError as exc:
-        errors = exc.errors(include_url=False, include_context=False, include_input=False)
-        if errors[0]["type"] == "json_invalid":
-            return 400, {"error": f"request body is not valid JSON: {errors[0]['msg'].removeprefix('Invalid JSON: ')}"}
-        messages = [f"{_field_name(e['loc'])}: {e['msg']}" for e in errors]
-        if all(e["type"] in _LIMIT_ERRORS for e in errors):
-            return 413, {"error": f"{messages[0]} (limit set by {_LIMIT_ERRORS[errors[0]['type']]})"}
-        return 422, {"error": "; ".join(messages[:5]), "detail": errors}
-    return None
-
-
-ASGIApp = Callable[[dict, Callable, Callable], Awaitable[None]]
-
-# Reachable without the API key: probes, metrics and the API documentation, none of which holds data.
-OPEN_PATHS = frozenset({"/healthz", "/livez", "/readyz", "/metrics", "/", "/docs.json"})
-OPEN_PREFIXES = ("/static_content/",)
-# Tagging routes: their input model, and the most texts one request may carry.
-TAG_ROUTES: dict[str, tuple[type[BaseModel], int]] = {"/tag": (TagRequest, 1), "/tag_batch": (TagBatchRequest, MAX_BATCH_SIZE)}
-
-
-class RequestGuard:
-    """ASGI middleware: the API-key check, then the tagging routes' input checks.
-
-    The body is read here with a byte cap, so an oversized request is refused without being held
-    whole, and checked with the route's own input model, so that bad input gets a precise 4xx
-    before BentoML (which would log a traceback for each) sees it.
-    """
-
-    def __init__(self, app: ASGIApp, api_key: str | None, max_text_chars: int) -> None:
-        self.app = app
-        self.expected_authorization = f"Bearer {api_key}".encode() if api_key else None
-        # Worst-case JSON of a valid request: 6 bytes a character ("\uXXXX"), every text at the limit.
-        self.max_body_bytes = {path: texts * (6 * max_text_chars + 16) + 1024 for path, (_, texts) in TAG_ROUTES.items()}
-
-    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        path = scope["path"]
-        if not self._authorized(path, dict(scope["headers"])):
-            error = {"error": "missing or wrong API key: send 'Authorization: Bearer <NER_API_KEY>'"}
-            await JSONResponse(error, 401, headers={"WWW-Authenticate": "Bearer"})(scope, receive, send)
-            return
-        if path in TAG_ROUTES and scope["method"] == "POST":
-            problem, receive = await self._check_body(scope, receive, path)
-            if problem is not None:
-                await JSONResponse(problem[1], problem[0])(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
-
-    def _authorized(self, path: str, headers: dict[bytes, bytes]) -> bool:
-        if self.expected_authorization is None or path in OPEN_PATHS or path.startswith(OPEN_PREFIXES):
-            return True
-        return hmac.compare_digest(headers.get(b"authorization", b""), self.expected_authorization)
-
-    async def _check_body(self, scope: dict, receive: Callable, path: str) -> tuple[tuple[int, dict] | None, Callable]:
-        """(problem or None, a receive that replays the body to the app)."""
-        headers = dict(scope["headers"])
-        media_type = headers.get(b"content-type", b"application/json").split(b";")[0].strip().lower()
-        if media_type != b"application/json":
-            return (415, {"error": f"send the body as JSON with 'Content-Type: application/json', not {media_type.decode('latin-1')!r}"}), receive
-        max_bytes = self.max_body_bytes[path]
-        too_large = (413, {"error": f"request body over {max_bytes} bytes, more than any request within the limits"})
-        declared = headers.get(b"content-length", b"")
-        if declared.isdigit() and int(declared) > max_bytes:
-            return too_large, receive
-        chunks, size, more = [], 0, True
-        while more:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return (400, {"error": "client disconnected before sending the whole body"}), receive
-            chunks.append(message.get("body", b""))
-            size += len(chunks[-1])
-            if size > max_bytes:
-                return too_large, receive
-            more = message.get("more_body", False)
-        body = b"".join(chunks)
-        replayed = False
-
-        async def replay() -> dict:
-            nonlocal replayed
-            if replayed:
-                return await receive()
-            replayed = True
-            return {"type": "http.request", "body": body, "more_body": False}
-
-        return request_problem(body, TAG_ROUTES[path][0]), replay
-
-
 def _service_version() -> str:
     try:
         return version("arabic-ner")
@@ -247,7 +139,7 @@ async def metadata(_: Request) -> JSONResponse:
             "labels": list(tagger.entity_labels),
             "label_descriptions": {label: LABEL_DESCRIPTIONS.get(label, label) for label in tagger.entity_labels},
             "max_text_chars": MAX_TEXT_CHARS,
-            "max_batch_size": MAX_BATCH_SIZE,
+            "max_batch_texts": MAX_BATCH_SIZE,
             "version": _service_version(),
             "model_details": tagger.metadata,
         }
@@ -285,11 +177,28 @@ class NERService:
         self.tag_texts = CorkDispatcher(
             max_latency_in_ms=30_000, max_batch_size=MAX_BATCH_SIZE, fallback=_overloaded, get_batch_size=len
         )(self._tag_merged)
+        self.worker_marker = worker_deaths.worker_started(bentoml.server_context.worker_index or 1, logger)
         logger.info("Model %r loaded from %s; limits: %d characters per text, %d texts per batch", self.tagger.name, MODEL_DIR, MAX_TEXT_CHARS, MAX_BATCH_SIZE)
         if API_KEY is None:
             logger.warning("NER_API_KEY is not set: all routes are open, without authentication")
         else:
             logger.info("NER_API_KEY is set: all routes but %s need 'Authorization: Bearer <key>'", ", ".join(sorted(OPEN_PATHS)))
+
+    @bentoml.on_deployment
+    def _before_workers_start() -> None:
+        worker_deaths.clear_markers(os.getpid())  # runs in the arbiter, the workers' parent
+
+    @bentoml.on_shutdown
+    def _shut_down_cleanly(self) -> None:
+        self.worker_marker.unlink(missing_ok=True)
+
+    async def _tag(self, texts: list[str]) -> list[TagResult]:
+        """Texts with no token (empty, blank, only invisible marks) are answered at once; the others
+        go through the batching queue together."""
+        wordy = [has_tokens(text) for text in texts]
+        queued = [text for text, has_words in zip(texts, wordy) if has_words]
+        tagged = iter(await self.tag_texts(queued) if queued else [])
+        return [next(tagged) if has_words else TagResult(entities=[], model=self.tagger.name) for has_words in wordy]
 
     def _tag_merged(self, requests: Sequence[list[str]]) -> list[list[TagResult]]:
         """One model call for the texts of several requests (run in a worker thread by the dispatcher)."""
@@ -301,13 +210,15 @@ class NERService:
     @bentoml.api(input_spec=TagRequest)
     async def tag(self, text: str) -> TagResult:
         """Tag one text: its entities, with character offsets into it."""
-        [result] = await self.tag_texts([text])
+        [result] = await self._tag([text])
         return result
 
     @bentoml.api(input_spec=TagBatchRequest)
     async def tag_batch(self, texts: list[str]) -> TagBatchResult:
         """Tag several texts: one result per text, in order."""
-        return TagBatchResult(results=await self.tag_texts(texts) if texts else [])
+        return TagBatchResult(results=await self._tag(texts))
 
 
-NERService.add_asgi_middleware(RequestGuard, api_key=API_KEY, max_text_chars=MAX_TEXT_CHARS)
+# Tagging routes: their input model, and the most texts one request may carry (serving/guard.py).
+TAG_ROUTES = {"/tag": (TagRequest, 1), "/tag_batch": (TagBatchRequest, MAX_BATCH_SIZE)}
+NERService.add_asgi_middleware(RequestGuard, api_key=API_KEY, max_text_chars=MAX_TEXT_CHARS, routes=TAG_ROUTES)

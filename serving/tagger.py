@@ -293,7 +293,7 @@ class Tagger:
             "normalization": self.config.normalization,
             "decoding": "viterbi, tag-transition prior" if self.config.tag_transitions else "viterbi, IOB2 constraints only",
             "intra_op_num_threads": options.intra_op_num_threads,
-            "max_batch_size": self.max_batch_size,
+            "max_windows_per_run": self.max_batch_size,
             "onnxruntime_version": ort.__version__,
         }
 

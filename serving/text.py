@@ -85,6 +85,16 @@ def strip_invisible(value: str) -> str:
     return _INVISIBLE_RE.sub("", value)
 
 
+def has_tokens(text: str) -> bool:
+    """Whether ``segment_words(text)`` finds any token, without segmenting: false for an empty
+    text or one of whitespace and invisible marks only, which can have no entity.
+
+    >>> has_tokens(""), has_tokens(" \n\u200f\t"), has_tokens(" .")
+    (False, False, True)
+    """
+    return any(not (ch.isspace() or _is_invisible(ch)) for ch in text)
+
+
 def segment_words(text: str) -> list[Token]:
     """Split text into word and punctuation tokens with character offsets.
 

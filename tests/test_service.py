@@ -14,6 +14,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import tomllib
 from pathlib import Path
@@ -74,10 +75,19 @@ def test_offsets_count_code_points_of_the_input_whatever_it_holds(ner_service):
         assert text[entity["start"] : entity["end"]] == entity["text"]
 
 
-def test_empty_and_blank_texts_have_no_entities(ner_service):
+def test_empty_and_blank_texts_are_answered_without_entering_the_batching_queue(ner_service):
+    """Their answer is known at once: no model call is made for them (the histogram of requests
+    merged per model call does not move), alone or beside a text that is tagged."""
     model = tag(ner_service, PARAGRAPH)["model"]
+    before = batch_counters(ner_service)
     for text in ["", "   \n\t ", "\u200f"]:
         assert tag(ner_service, text) == {"entities": [], "model": model}
+    blank_batch = httpx.post(f"{ner_service.url}/tag_batch", json={"texts": ["", " "]}, timeout=60)
+    assert blank_batch.json() == {"results": [{"entities": [], "model": model}] * 2}, ner_service.explain(blank_batch)
+    assert batch_counters(ner_service) == before
+    mixed = httpx.post(f"{ner_service.url}/tag_batch", json={"texts": ["", SENTENCES[0], " "]}, timeout=60).json()["results"]
+    assert (mixed[0], mixed[2]) == ({"entities": [], "model": model},) * 2 and same_result(mixed[1], tag(ner_service, SENTENCES[0]))
+    assert batch_counters(ner_service)[1] == before[1] + 2  # the mixed batch and the single /tag: one model call each
 
 
 def test_tag_batch_answers_each_text_in_order_as_tag_does(ner_service):
@@ -102,7 +112,9 @@ def test_metadata_describes_model_labels_and_limits(ner_service, tiny_onnx_dir):
     assert metadata["model"] == tagger.name
     assert metadata["labels"] == list(tagger.entity_labels)
     assert set(metadata["label_descriptions"]) == set(metadata["labels"])
-    assert (metadata["max_text_chars"], metadata["max_batch_size"]) == (100_000, 64)
+    assert (metadata["max_text_chars"], metadata["max_batch_texts"]) == (100_000, 64)
+    assert metadata["model_details"]["max_windows_per_run"] == tagger.max_batch_size  # one meaning per field
+    assert "max_batch_size" not in metadata and "max_batch_size" not in metadata["model_details"]
     assert re.fullmatch(r"\d+\.\d+\.\d+.*", metadata["version"])
 
 
@@ -186,7 +198,8 @@ def test_concurrent_clients_get_the_single_request_answers(ner_service):
     asyncio.run(run())
     assert not failures, f"{len(failures)} of 400 requests failed, e.g. {failures[:3]}\n{ner_service.log_tail()}"
     merged, calls = (after - first for after, first in zip(batch_counters(ner_service), before))
-    assert merged == 400 and calls < merged, f"adaptive batching merged no requests: {merged} requests in {calls} model calls"
+    queued = sum(1 for index in range(8) for i in range(50) if texts[(index + i) % len(texts)])  # "" is answered without a model call
+    assert merged == queued and calls < merged, f"adaptive batching merged no requests: {merged} requests in {calls} model calls"
 
 
 # ---- fuzzing: zero 5xx --------------------------------------------------------------------------
@@ -278,13 +291,37 @@ def test_limits_come_from_the_environment(ner_service_with_key):
     """The keyed server runs with NER_MAX_TEXT_CHARS=50 and NER_MAX_BATCH_SIZE=3."""
     http = httpx.Client(base_url=ner_service_with_key.url, headers={"Authorization": f"Bearer {API_KEY}"})
     with http:
-        assert http.get("/metadata").json()["max_text_chars"] == 50
+        limits = http.get("/metadata").json()
+        assert (limits["max_text_chars"], limits["max_batch_texts"]) == (50, 3)
         assert http.post("/tag", json={"text": "ب" * 50}).status_code == 200
         too_long = http.post("/tag", json={"text": "ب" * 51})
         assert too_long.status_code == 413 and "50" in too_long.json()["error"], ner_service_with_key.explain(too_long)
         assert http.post("/tag_batch", json={"texts": ["ب"] * 3}).status_code == 200
         too_many = http.post("/tag_batch", json={"texts": ["ب"] * 4})
         assert too_many.status_code == 413 and "3" in too_many.json()["error"], ner_service_with_key.explain(too_many)
+
+
+# ---- a worker that dies -----------------------------------------------------------------------
+
+
+def test_a_worker_killed_is_replaced_and_its_death_logged(tiny_onnx_dir, tmp_path):
+    """BentoML restarts a dead worker silently; the service's replacement worker logs the death
+    (serving/worker_deaths.py). The killed worker's own connections cannot be answered by anyone
+    (README, Known limits); requests after it are served again."""
+    import psutil
+
+    death = "ended without shutting down"
+    with ServiceProcess(tiny_onnx_dir, tmp_path / "service.log", {"NER_API_KEY": ""}) as server:
+        assert death not in server.log_path.read_text()  # a clean start reports nothing
+        [worker] = psutil.Process(server.process.pid).children()
+        worker.kill()
+        worker.wait(10)
+        deadline = time.monotonic() + 90
+        while death not in server.log_path.read_text() and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert f"(pid {worker.pid}) {death}" in server.log_path.read_text(), server.log_tail()
+        assert tag(server, "زار بوتين موسكو")["entities"] is not None
+    assert not list(Path(tempfile.gettempdir()).glob(f"arabic-ner-worker-{server.process.pid}-*")), "a clean shutdown removes its marker"
 
 
 # ---- startup failures ---------------------------------------------------------------------------
