@@ -132,12 +132,28 @@ def read_documents(path: str | os.PathLike) -> list[Document]:
     return documents
 
 
+def mode_under_umask(directory: bool = False) -> int:
+    """The permission bits ``open()`` (0o666) or ``mkdir()`` (0o777) would give now: the process's
+    umask applied. ``tempfile.mkstemp``/``mkdtemp`` ignore it (0o600/0o700), so whatever they make
+    to be published is given these bits.
+
+    >>> old = os.umask(0o027); modes = oct(mode_under_umask()), oct(mode_under_umask(directory=True)); _ = os.umask(old)
+    >>> modes
+    ('0o640', '0o750')
+    """
+    umask = os.umask(0o022)  # the only way to read it portably; set back at once
+    os.umask(umask)
+    return (0o777 if directory else 0o666) & ~umask
+
+
 def atomic_write_text(path: str | os.PathLike, content: str) -> None:
-    """Write a file so that readers see either the old content or the new, never half of it."""
+    """Write a file so that readers see either the old content or the new, never half of it.
+    It gets the mode a plain ``open(path, "w")`` would give (the umask respected)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, mode_under_umask())
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(content)
         os.replace(tmp, path)

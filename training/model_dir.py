@@ -11,6 +11,8 @@ import os
 import shutil
 from pathlib import Path
 
+from serving.annotation import mode_under_umask
+
 
 def staging_dir_for(output: Path) -> Path:
     """Where the output is assembled: a hidden sibling, the same path on every DDP process.
@@ -22,7 +24,15 @@ def staging_dir_for(output: Path) -> Path:
 
 
 def publish(staging: Path, output: Path) -> None:
-    """Move the finished staging directory to ``output``, replacing a previous model there."""
+    """Move the finished staging directory to ``output``, replacing a previous model there.
+
+    Every file and directory in it first gets the mode ``open()``/``mkdir()`` would give under the
+    umask: some writers (safetensors, temporary files) leave 0600, which other users could not read.
+    """
+    file_mode, dir_mode = mode_under_umask(), mode_under_umask(directory=True)
+    for path in [staging, *staging.rglob("*")]:
+        if not path.is_symlink():
+            path.chmod(dir_mode if path.is_dir() else file_mode)
     if output.exists():
         retired = output.parent / f".{output.name}.old-{os.getpid()}"
         output.rename(retired)
