@@ -67,7 +67,7 @@ serve: install-serve
 	  echo "No model in $(NER_MODEL_DIR)/ (model.onnx missing)."; \
 	  echo "Build the default one with 'make default-model', or point NER_MODEL_DIR at an exported model directory."; \
 	  exit 1; }
-	$(VENV)/bin/bentoml serve serving.service:NERService --port $(PORT)
+	$(VENV)/bin/arabic-ner serve --model $(NER_MODEL_DIR) --port $(PORT)
 
 test: install-dev
 	$(PY) -m pytest

@@ -15,12 +15,15 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Sequence
 
 import httpx
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 BENTOML = Path(sys.executable).with_name("bentoml")
+# The server as `bentoml serve` runs it; `arabic-ner serve` (serving/cli.py) takes the same --host and --port.
+SERVE_COMMAND = (str(BENTOML), "serve", "serving.service:NERService")
 
 
 def same_result(got: dict, expected: dict, tolerance: float = 0.0) -> bool:
@@ -46,7 +49,8 @@ def free_port() -> int:
 
 
 class ServiceProcess:
-    def __init__(self, model_dir: str | os.PathLike, log_path: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(self, model_dir: str | os.PathLike, log_path: Path, env: dict[str, str] | None = None, command: Sequence[str] = SERVE_COMMAND) -> None:
+        self.command = [*command, "--host", "127.0.0.1"]
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
@@ -60,9 +64,8 @@ class ServiceProcess:
         self.process: subprocess.Popen | None = None
 
     def start(self) -> subprocess.Popen:
-        command = [str(BENTOML), "serve", "serving.service:NERService", "--host", "127.0.0.1", "--port", str(self.port)]
         with open(self.log_path, "wb") as log:
-            self.process = subprocess.Popen(command, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            self.process = subprocess.Popen([*self.command, "--port", str(self.port)], cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         return self.process
 
     def wait_ready(self, timeout: float = 90.0) -> None:
