@@ -213,3 +213,18 @@ def test_several_data_files_are_scored_together(tiny_onnx_fp32_dir, tmp_path):
     parts, whole = (json.loads((tmp_path / name / "report.json").read_text(encoding="utf-8")) for name in ("parts", "whole"))
     assert parts["data"] == [str(tmp_path / "first.jsonl"), str(tmp_path / "rest.jsonl")] and parts["documents"] == len(documents)
     assert parts["report"] == whole["report"]
+
+
+def test_scores_on_the_models_own_training_documents_are_called_in_sample(tiny_model_dir, tiny_onnx_fp32_dir, tmp_path, capsys):
+    """The tiny model trained on the seeds: scoring it on them warns, with either runtime (the
+    export carries the record of training texts); a text it never saw does not."""
+    for name, model in (("pytorch", tiny_model_dir), ("onnx", tiny_onnx_fp32_dir)):
+        assert main(["--model", str(model), "--data", str(SEEDS), "--output-dir", str(tmp_path / name)]) == 0
+        assert json.loads((tmp_path / name / "report.json").read_text(encoding="utf-8"))["documents_trained_on"] == 5
+        assert f"warning: 5 of 5 document(s) of {SEEDS} are documents {model} trained on: the figures below are in-sample" in capsys.readouterr().err
+    seed = read_documents(SEEDS)[0]
+    unseen = Document("unseen", seed.text + " وزار بوتين موسكو.", seed.spans)
+    write_documents(tmp_path / "unseen.jsonl", [unseen])
+    assert main(["--model", str(tiny_onnx_fp32_dir), "--data", str(tmp_path / "unseen.jsonl"), "--output-dir", str(tmp_path / "unseen")]) == 0
+    assert "in-sample" not in capsys.readouterr().err
+    assert json.loads((tmp_path / "unseen" / "report.json").read_text(encoding="utf-8"))["documents_trained_on"] == 0

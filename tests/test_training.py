@@ -7,6 +7,7 @@ from __future__ import annotations
 import doctest
 import json
 import math
+import re
 import os
 import signal
 import subprocess
@@ -193,16 +194,23 @@ def test_cross_validation_on_two_folds(tmp_path):
     assert report["pooled"]["micro avg"]["support"] == sum(fold["support"] for fold in report["folds"])
     assert read_json(output / "metrics.json")["cv"] == report
     assert "Leave-one-article-out cross-validation (2 folds" in (output / "README.md").read_text(encoding="utf-8")
+    assert "CV F1" in result.stderr and "for an honest figure" not in result.stderr  # cross-validated: no hint
 
 
-def test_same_seed_rebuilds_the_same_model(tmp_path):
+def test_same_seed_rebuilds_the_same_model(tmp_path, capsys):
     """Rebuilding (the default model included) with the same seed gives the same vocabulary and
-    weights, hence the same predictions."""
+    weights, hence the same predictions. Without a dev set, the only figure is labelled in-sample."""
     from safetensors.torch import load_file
+
+    from training.model_dir import text_fingerprint, trained_texts
 
     outputs = [tmp_path / "first", tmp_path / "second"]
     for output in outputs:
         assert train.main(["--data", str(SEEDS), "--output", str(output), *TINY, "--epochs", "2", "--seed", "7"]) == 0
+    summary = capsys.readouterr().err
+    assert re.search(r"training-set F1 \d\.\d{3} \(in-sample: scored on documents it trained on", summary), summary[-2000:]
+    assert "no dev set and no cross-validation: for an honest figure hold documents out (--dev-fraction, --dev-ids) or cross-validate (--cv)" in summary
+    assert trained_texts(outputs[0]) == {text_fingerprint(d.text) for d in read_documents(SEEDS)}
     assert (outputs[0] / "tokenizer.json").read_bytes() == (outputs[1] / "tokenizer.json").read_bytes()
     first, second = (load_file(output / "model.safetensors") for output in outputs)
     assert first.keys() == second.keys()

@@ -62,6 +62,7 @@ from serving.word_reader import DECODINGS
 
 from .corpus_import import ConversionError, import_conll
 from .label_maps import LabelMapError, load_label_map
+from .model_dir import text_fingerprint, trained_texts
 from .scoring import entity_report, entity_set, gold_tags, report_text, reports_by_source, scored_documents
 
 ERROR_CONTEXT_CHARS = 40
@@ -299,6 +300,25 @@ def _default_output_dir(model: str, data: Sequence[str], decoding: str) -> Path:
     return Path("runs") / "eval" / (name if decoding == "model" else f"{name}-{decoding}")
 
 
+def trained_on(model: Path, documents: Sequence[Document], data: Sequence[str]) -> int | None:
+    """How many of the documents the model trained on (a warning when any), None where the model
+    does not record its training texts (``training.model_dir.TRAINED_TEXTS_FILE``)."""
+    try:
+        seen = trained_texts(model)
+    except ValueError as exc:
+        raise EvaluationError(str(exc)) from None
+    if seen is None:
+        return None
+    count = sum(text_fingerprint(d.text) in seen for d in documents)
+    if count:
+        print(
+            f"warning: {count} of {len(documents)} document(s) of {', '.join(data)} are documents {model} trained on: "
+            "the figures below are in-sample (it has seen their answers), not an estimate of quality on new text",
+            file=sys.stderr,
+        )
+    return count
+
+
 def evaluate(args: argparse.Namespace) -> dict:
     """Predict, score and write the outputs; returns the report dict."""
     builtin_map = LABEL_MAPS.get(args.label_map) if args.label_map else None
@@ -312,6 +332,7 @@ def evaluate(args: argparse.Namespace) -> dict:
         raise EvaluationError(f"{args.model} is neither a model directory (config.json) nor an ONNX export (model.onnx)")
     decoding = "" if args.decoding == "model" else f", decoding: {args.decoding}"
     print(f"evaluating {args.model} ({'ONNX, serving runtime' if onnx else 'PyTorch'}{decoding}) on {len(documents)} document(s) of {', '.join(args.data)}", file=sys.stderr)
+    in_sample = trained_on(Path(args.model), documents, args.data)
     predicted = predict_with_onnx(args.model, documents, args.decoding) if onnx else predict_with_pytorch(args.model, documents, args.decoding)
     gold = [gold_tags(d) for d in documents]
     sources = [d.source or "unnamed" for d in documents]
@@ -339,6 +360,7 @@ def evaluate(args: argparse.Namespace) -> dict:
         "label_map": args.label_map,
         "mode": "strict IOB2" if args.strict else "default",
         "documents": len(documents),
+        "documents_trained_on": in_sample,
         "annotated": sorted({label for d in documents for label in d.annotated}, key=ENTITY_LABELS.index),
         "false_positives": sum(e.kind == "FP" for e in errors),
         "false_negatives": sum(e.kind == "FN" for e in errors),

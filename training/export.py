@@ -42,7 +42,7 @@ from serving.tagger import CONFIG_FILE, MODEL_FILE, TOKENIZER_FILE, Entity, Runt
 from .data import default_overlap, usable_max_length
 from .modelcard import file_sha256, json_text
 from .predict import saved_max_length
-from .model_dir import publish
+from .model_dir import TRAINED_TEXTS_FILE, publish
 from .quantize import quantize_int8
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -461,8 +461,9 @@ def export(
         }
         source_card = (model_dir / CARD_FILE).read_text(encoding="utf-8") if (model_dir / CARD_FILE).is_file() else None
         (final / CARD_FILE).write_text(render_card(source_card, report), encoding="utf-8")
-        if (model_dir / CURVE_FILE).is_file():  # the card shows it
-            shutil.copyfile(model_dir / CURVE_FILE, final / CURVE_FILE)
+        for carried in (CURVE_FILE, TRAINED_TEXTS_FILE):  # the card shows the curve; evaluate reads the texts
+            if (model_dir / carried).is_file():
+                shutil.copyfile(model_dir / carried, final / carried)
         report["sizes_bytes"] = directory_sizes(final)  # the report itself excluded
         report["export_seconds"] = round(time.perf_counter() - started, 1)
         (final / REPORT_FILE).write_text(json_text(report), encoding="utf-8")

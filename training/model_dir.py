@@ -7,11 +7,18 @@ checkpoints in the staging directory, so an interrupted run resumes from there.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import shutil
 from pathlib import Path
+from typing import Iterable
 
-from serving.annotation import mode_under_umask
+from serving.annotation import atomic_write_text, mode_under_umask
+
+# The sha256 of the text of every document a model trained on: ``training.evaluate`` warns when it
+# scores a model on them (in-sample figures). Written by training, carried along by the export.
+TRAINED_TEXTS_FILE = "trained_texts.json"
 
 
 def staging_dir_for(output: Path) -> Path:
@@ -57,3 +64,28 @@ def last_complete_checkpoint(directory: Path) -> str | None:
         return None
     complete = [path for path in directory.glob("checkpoint-*") if path.name.split("-")[-1].isdigit() and (path / "trainer_state.json").is_file()]
     return str(max(complete, key=lambda path: int(path.name.split("-")[-1]))) if complete else None
+
+
+def text_fingerprint(text: str) -> str:
+    """The sha256 of a document's text, exactly as it is (offsets index it).
+
+    >>> text_fingerprint("موسكو")[:12]
+    'ce32762543c8'
+    """
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def write_trained_texts(directory: Path, texts: Iterable[str]) -> None:
+    atomic_write_text(directory / TRAINED_TEXTS_FILE, json.dumps({"sha256": sorted({text_fingerprint(t) for t in texts})}, indent=0) + "\n")
+
+
+def trained_texts(directory: Path) -> frozenset[str] | None:
+    """The fingerprints of the texts the model in ``directory`` trained on; None where it does not
+    record them (a model trained before they were recorded, or not by ``training.train``)."""
+    path = directory / TRAINED_TEXTS_FILE
+    if not path.is_file():
+        return None
+    try:
+        return frozenset(json.loads(path.read_text(encoding="utf-8"))["sha256"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f"{path}: not a list of text fingerprints ({exc})") from None

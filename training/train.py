@@ -60,7 +60,7 @@ from .cv import cross_validate
 from .data import InvalidDataError, Segment, default_overlap, document_segments, encode_examples, usable_max_length
 from .hardware import PRECISIONS, device_name, trainer_device_arguments
 from .loss import LOSSES, PartialLabelTrainer
-from .model_dir import last_complete_checkpoint, publish, staging_dir_for
+from .model_dir import last_complete_checkpoint, publish, staging_dir_for, write_trained_texts
 from .modelcard import file_sha256, git_commit, json_text, label_counts, render_model_card, write_training_curve
 from .predict import WordPredictor
 from .scoring import entity_scores, mean_source_f1, per_source_reports, scored_by_source, scorings_by_source
@@ -701,6 +701,7 @@ def train(job: TrainJob) -> dict | None:
             shutil.rmtree(fold_dir)
         (staging / RUN_COMMAND_FILE).unlink()
         write_model_dir(staging, trained, info)
+        write_trained_texts(staging, [d.text for _, d in data.trained_on()])
         if cv_summary:
             atomic_write_text(staging / "cv.json", json_text(cv_summary))
         publish(staging, job.output)
@@ -713,14 +714,17 @@ def train(job: TrainJob) -> dict | None:
 
 def summary_line(output: Path, info: dict) -> str:
     """What the command prints when a run is written."""
-    summary = f"wrote {output}: training-set F1 {info['training_set']['f1']:.3f}"
+    summary = f"wrote {output}: training-set F1 {info['training_set']['f1']:.3f} (in-sample: scored on documents it trained on, not an estimate of quality)"
     if info["dev"]:
         per_source = ", ".join(f"{name} {report['micro avg']['f1-score']:.3f}" for name, report in info["dev"]["per_source"].items())
         summary += f", dev F1 {info['dev']['f1']:.3f} (mean over sources: {per_source}; best epoch {info['dev']['best_epoch']})"
     cv_summary = info["cv"]
     if cv_summary:
         summary += f", CV F1 {cv_summary['mean_f1']:.3f} ± {cv_summary['std_f1']:.3f} (pooled {cv_summary['pooled']['micro avg']['f1-score']:.3f})"
-    return summary + f", {info['train_runtime_s']:.0f} s"
+    summary += f", {info['train_runtime_s']:.0f} s"
+    if not info["dev"] and not cv_summary:
+        summary += "\nno dev set and no cross-validation: for an honest figure hold documents out (--dev-fraction, --dev-ids) or cross-validate (--cv)"
+    return summary
 
 
 def job_from_args(args: argparse.Namespace, argv: Sequence[str]) -> TrainJob:
