@@ -1,5 +1,7 @@
 """Load benchmark of the NER service: requests/s and p50/p99 latency at 1, 8 and 32 concurrent
-clients, for a short text (one sentence) and a long one (a whole seed article), as a Markdown table.
+clients, for a short text (one sentence) and a long one (a whole seed article), and for an empty
+text sent while as many other clients keep the long one queued (it is answered without joining
+the queue), as a Markdown table.
 
     .venv/bin/python -m benchmarks.bench_service --model-dir models/default
     .venv/bin/python -m benchmarks.bench_service --url http://127.0.0.1:3000   # a running service
@@ -71,13 +73,19 @@ async def batch_counters(client: httpx.AsyncClient) -> tuple[float, float]:
     return values.get("sum", 0.0), values.get("count", 0.0)
 
 
-async def run_level(client: httpx.AsyncClient, text_kind: str, text: str, clients: int, requests: int, max_seconds: float) -> Level:
+async def run_level(client: httpx.AsyncClient, text_kind: str, text: str, clients: int, requests: int, max_seconds: float, background: str | None = None) -> Level:
+    """``clients`` clients send ``text``; with ``background``, as many more send that text until
+    they are done (only the first clients' requests are timed; "batch" counts both)."""
     expected = (await client.post("/tag", json={"text": text})).json()  # warm-up, and the reference answer
     before = await batch_counters(client)
     latencies: list[float] = []
     errors = 0
     remaining = requests
     deadline = time.monotonic() + max_seconds
+
+    async def background_client() -> None:
+        while remaining > 0 and time.monotonic() < deadline:
+            await client.post("/tag", json={"text": background})
 
     async def one_client() -> None:
         nonlocal remaining, errors
@@ -95,7 +103,7 @@ async def run_level(client: httpx.AsyncClient, text_kind: str, text: str, client
                 errors += 1
 
     started = time.perf_counter()
-    await asyncio.gather(*(one_client() for _ in range(clients)))
+    await asyncio.gather(*(one_client() for _ in range(clients)), *(background_client() for _ in range(clients if background else 0)))
     seconds = time.perf_counter() - started
     after = await batch_counters(client)
     calls = after[1] - before[1]
@@ -115,6 +123,9 @@ async def benchmark(url: str, concurrency: list[int], requests: int, max_seconds
                 # A long text costs ~100 short ones: fewer requests keep each level short.
                 count = requests if text_kind == "short" else max(requests // 5, 20)
                 levels.append(await run_level(client, text_kind, text, clients, max(count, clients), max_seconds))
+                print(levels[-1].row(), file=sys.stderr, flush=True)
+            if clients > 1:
+                levels.append(await run_level(client, "empty, beside long", "", clients, max(requests, clients), max_seconds, background=sample_texts()["long"]))
                 print(levels[-1].row(), file=sys.stderr, flush=True)
     return levels
 
