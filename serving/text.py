@@ -89,7 +89,7 @@ def has_tokens(text: str) -> bool:
     """Whether ``segment_words(text)`` finds any token, without segmenting: false for an empty
     text or one of whitespace and invisible marks only, which can have no entity.
 
-    >>> has_tokens(""), has_tokens(" \n\u200f\t"), has_tokens(" .")
+    >>> has_tokens(""), has_tokens(" \\n\\u200f\\t"), has_tokens(" .")
     (False, False, True)
     """
     return any(not (ch.isspace() or _is_invisible(ch)) for ch in text)
