@@ -14,7 +14,7 @@ NER_MODEL_DIR ?= models/default
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 export NER_MODEL_DIR
 
-.PHONY: serve test test-fast install-serve install-dev corpora splits encoder compare-encoders default-model e5-encoder compare-arms
+.PHONY: serve test test-fast check-readme install-serve install-dev corpora splits encoder compare-encoders default-model e5-encoder compare-arms
 
 # The shipped model, from public data (see README "The default model"):
 #   make corpora            - convert annotations/corpora/* with their label maps into runs/corpora/*.jsonl (seconds)
@@ -75,6 +75,11 @@ test: install-dev
 # Everything but the tests that build, train, export or serve a model (pytest -m "not model").
 test-fast: install-dev
 	$(PY) -m pytest -m "not model"
+
+# Every command of README.md: its --help parses the options used, the files and make targets it names
+# exist, and the quick ones run (tests/test_readme.py; part of make test too).
+check-readme: install-dev
+	$(PY) -m pytest tests/test_readme.py
 
 # A corpus is converted again when its files, its map (or the map it extends) or the conversion code change.
 CONVERSION_CODE := training/corpus_import.py training/label_maps.py serving/conll.py serving/spans.py serving/text.py
