@@ -16,7 +16,7 @@ export NER_MODEL_DIR
 
 .PHONY: serve test test-fast check-readme install-serve install-dev corpora splits encoder compare-encoders default-model e5-encoder compare-arms
 
-# The shipped model, from public data (see README "The default model"):
+# The shipped model, from public data (README, "The default model"; docs/default-model-experiments.md):
 #   make corpora            - convert annotations/corpora/* with their label maps into runs/corpora/*.jsonl (seconds)
 #   make encoder            - pre-train the encoder models/$(ENCODER_NAME) (6 min on one H100, about 21 h on 2 cores; cached in the repo)
 #   make default-model      - fine-tune it in two stages, cross-validate over the seeds, export int8 ONNX to models/default
@@ -111,7 +111,7 @@ $(E5)/config.json: training/encoder_import.py | install-dev
 
 e5-encoder: $(E5)/config.json
 
-# The encoder arms of the default recipe (README, "The default model"): (b) the imported e5, (c) e5 with continued
+# The encoder arms of the default recipe (docs/pretraining.md, docs/short-texts-and-encoder-arms.md): (b) the imported e5, (c) e5 with continued
 # MLM pre-training on Wikipedia, the legislation and the corpora's training text, (d) the in-house encoder pre-trained
 # again with Wikipedia added. Each arm runs both stages with the seeds cross-validation, and the default model is
 # built from the best (build_default.best_arm); the table goes into $(ENCODER)/comparison.json and the card. GPU work:

@@ -5,8 +5,9 @@
 * `make TARGET`: the Makefile has the target;
 * every repository path a command or a link names exists;
 * the quick commands run, in a scratch directory holding the repository's data, and print every line
-  the README shows under them ("..." stands for lines left out): validate, stats, convert, tag and evaluate on the shipped model, the Python example, and
-  the curl examples against a real `arabic-ner serve` of `models/default`.
+  the README shows under them ("..." stands for lines left out): validate, stats, convert, and tag and
+  evaluate with the shipped model; the Python example; the curl examples against a real
+  `arabic-ner serve` of `models/default`.
 
 A command of a kind this file does not know how to check fails the test: the README may only show
 what is checked here (`make check-readme`).
