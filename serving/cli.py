@@ -17,7 +17,7 @@ import argparse
 import importlib
 import os
 import sys
-from typing import NamedTuple, Sequence
+from typing import NamedTuple, NoReturn, Sequence
 
 
 class Subcommand(NamedTuple):
@@ -84,7 +84,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     return getattr(module, command.function)(rest)
 
 
-def serve(argv: Sequence[str]) -> int:
+def serve(argv: Sequence[str]) -> NoReturn:
     """``arabic-ner serve``: this process becomes ``bentoml serve`` (it does not return)."""
     args = serve_parser().parse_args(argv)
     os.environ["NER_MODEL_DIR"] = args.model

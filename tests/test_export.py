@@ -16,8 +16,9 @@ from training.export import ExportError, check_trained_dir, labels_in_id_order, 
 
 ROOT = Path(__file__).resolve().parents[1]
 SEED_TEXTS = [path.read_text(encoding="utf-8") for path in sorted((ROOT / "seeds").glob("*.txt"))]
-# training_curve.png comes along because the model card shows it.
-RUNTIME_FILES = {"model.onnx", "tokenizer.json", "ner_config.json", "README.md", "export_report.json", "training_curve.png"}
+# training_curve.png comes along because the model card shows it, trained_texts.json because
+# training.evaluate reads it (scores on the training documents are in-sample).
+RUNTIME_FILES = {"model.onnx", "tokenizer.json", "ner_config.json", "README.md", "export_report.json", "training_curve.png", "trained_texts.json"}
 
 
 def report_of(model_dir: Path) -> dict:
