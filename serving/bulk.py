@@ -158,6 +158,7 @@ def jsonl_records(path: str, fields: Fields, start: int = 0, stop: int | None = 
 
 
 def _jsonl_record(raw: bytes, record: Record, fields: Fields) -> Record:
+    raw = raw.rstrip(b"\r\n")
     try:
         line = raw.decode("utf-8")
         problem = None
