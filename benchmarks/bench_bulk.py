@@ -39,6 +39,9 @@ ROOT = Path(__file__).resolve().parents[1]
 HEAD_PORT = 26379
 # A node's own ports, so two nodes share one machine: (node manager, object manager, first worker port).
 NODE_PORTS = {"head": (26380, 26381, 26400), "worker": (26382, 26383, 26500)}
+# Ray 2.60's token authentication refused this machine's drivers the head's token (~/.ray/auth_token);
+# the benchmark's cluster lives on this machine only, so it runs without.
+CLUSTER_ENV = {**os.environ, "RAY_AUTH_MODE": "disabled"}
 
 
 def build_archive(corpora: Path, path: Path, documents: int, words: int) -> int:
@@ -88,7 +91,8 @@ def start_node(role: str, temp_dir: Path, log: Path) -> subprocess.Popen:
     """``ray start --block`` in a process group of its own: stopping it stops this node only (``ray stop``
     would stop every Ray on the machine)."""
     node_manager, object_manager, first_worker = NODE_PORTS[role]
-    command = [str(Path(sys.executable).parent / "ray"), "start", "--block", "--num-cpus", "1", "--disable-usage-stats"]
+    command = [str(Path(sys.executable).parent / "ray"), "start", "--block", "--num-cpus", "1", "--object-store-memory", str(512 << 20), "--disable-usage-stats"]
+    command += ["--node-ip-address", "127.0.0.1"]  # loopback only
     command += ["--node-manager-port", str(node_manager), "--object-manager-port", str(object_manager)]
     command += ["--min-worker-port", str(first_worker), "--max-worker-port", str(first_worker + 50)]
     if role == "head":
@@ -96,14 +100,14 @@ def start_node(role: str, temp_dir: Path, log: Path) -> subprocess.Popen:
     else:
         command += ["--address", f"127.0.0.1:{HEAD_PORT}"]
     print("$ " + " ".join(command), file=sys.stderr)
-    return subprocess.Popen(command, cwd=ROOT, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
+    return subprocess.Popen(command, cwd=ROOT, env=CLUSTER_ENV, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
 
 
 def wait_for_nodes(count: int, timeout: float = 120) -> None:
     check = f"import ray; ray.init(address='127.0.0.1:{HEAD_PORT}', log_to_driver=False); print(sum(n['Alive'] for n in ray.nodes()))"
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        result = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True)
+        result = subprocess.run([sys.executable, "-c", check], env=CLUSTER_ENV, capture_output=True, text=True)
         if result.returncode == 0 and int(result.stdout.split()[-1]) >= count:
             return
         time.sleep(2)
@@ -141,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
         nodes.append(start_node("worker", temp_dir, args.work_dir / "worker.log"))
         wait_for_nodes(2)
         cluster = args.work_dir / "cluster"
-        seconds = timed([*bulk, "--output", str(cluster), "--address", f"127.0.0.1:{HEAD_PORT}"])
+        seconds = timed([*bulk, "--output", str(cluster), "--address", f"127.0.0.1:{HEAD_PORT}"], env=CLUSTER_ENV)
     finally:
         for node in reversed(nodes):
             os.killpg(node.pid, signal.SIGTERM)
