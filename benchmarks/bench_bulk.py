@@ -119,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", type=Path, default=ROOT / "models" / "default")
     parser.add_argument("--corpora", type=Path, default=ROOT / "runs" / "corpora")
     parser.add_argument("--documents", type=int, default=20_000)
-    parser.add_argument("--words", type=int, default=40, help="words per document")
+    parser.add_argument("--words", type=int, default=35, help="words per document")
     parser.add_argument("--work-dir", type=Path, default=Path(tempfile.gettempdir()) / "arabic-ner-bench-bulk")
     args = parser.parse_args(argv)
     shutil.rmtree(args.work_dir, ignore_errors=True)

@@ -387,6 +387,7 @@ def tag_block(tagger: Tagger, block: Block, settings: Settings) -> dict[str, Any
         "words": sum(len(record.text.split()) for record in good),
         "node_id": context.get_node_id(),
         "actor_id": context.get_actor_id(),
+        "pid": os.getpid(),
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024,
     }
     publish(output / DONE_DIR / f"{block.name}.json", lambda tmp: tmp.write_text(json.dumps(marker) + "\n", encoding="utf-8"))

@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -173,10 +174,38 @@ def test_a_run_of_other_inputs_is_not_continued(tiny_onnx_dir, tmp_path, capsys)
     assert "holds a run of other inputs" in capsys.readouterr().err
 
 
-def test_a_killed_run_resumes_without_losing_or_duplicating_a_document(tiny_onnx_dir, tagger, tmp_path, capsys):
-    texts = {f"doc-{i:03d}": SEED_TEXTS[i % len(SEED_TEXTS)] for i in range(60)}
+def write_archive(path: Path, count: int) -> dict[str, str]:
+    texts = {f"doc-{i:03d}": SEED_TEXTS[i % len(SEED_TEXTS)] for i in range(count)}
+    path.write_text("".join(json.dumps({"id": k, "text": v}, ensure_ascii=False) + "\n" for k, v in texts.items()), encoding="utf-8")
+    return texts
+
+
+def test_a_killed_actor_is_retried_without_duplicating_its_block(tiny_onnx_dir, tagger, tmp_path):
     source = tmp_path / "archive.jsonl"
-    source.write_text("".join(json.dumps({"id": k, "text": v}, ensure_ascii=False) + "\n" for k, v in texts.items()), encoding="utf-8")
+    texts = write_archive(source, 60)
+    output = tmp_path / "out"
+    killed = []
+
+    def kill_the_actor_after_its_first_block():
+        deadline = time.monotonic() + 120
+        while not (markers := list((output / "_done").glob("*.json"))) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        pid = json.loads(markers[0].read_text(encoding="utf-8"))["pid"]
+        os.kill(pid, signal.SIGKILL)
+        killed.append(pid)
+
+    killer = threading.Thread(target=kill_the_actor_after_its_first_block)
+    killer.start()
+    assert run(tiny_onnx_dir, str(source), "--output", str(output), "--block-size", "3", "--actors", "1") == 0
+    killer.join()
+    pids = [json.loads(path.read_text(encoding="utf-8"))["pid"] for path in sorted((output / "_done").glob("*.json"))]
+    assert killed[0] in pids and set(pids) - set(killed), "the restarted actor tagged the rest"
+    assert_tagged_like_tagger(read_rows(output), texts, tagger, tiny_onnx_dir)
+
+
+def test_a_killed_run_resumes_without_losing_or_duplicating_a_document(tiny_onnx_dir, tagger, tmp_path, capsys):
+    source = tmp_path / "archive.jsonl"
+    texts = write_archive(source, 60)
     output = tmp_path / "out"
     args = [str(source), "--output", str(output), "--model", str(tiny_onnx_dir), "--block-size", "3", "--actors", "1", "--num-cpus", "1", "--no-progress"]
     # Its own process group: the kill takes the driver and the Ray it started, as a crash would.
