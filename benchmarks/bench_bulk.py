@@ -122,6 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--words", type=int, default=35, help="words per document")
     parser.add_argument("--work-dir", type=Path, default=Path(tempfile.gettempdir()) / "arabic-ner-bench-bulk")
     args = parser.parse_args(argv)
+    load_before = os.getloadavg()[0]
     shutil.rmtree(args.work_dir, ignore_errors=True)
     args.work_dir.mkdir(parents=True)
     archive = args.work_dir / "archive.jsonl"
@@ -155,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     equal = rows(cluster) == rows(args.work_dir / "local-2x1")
 
     baseline = words / table[0][3]
-    print(f"\n{args.documents:,} documents, {words:,} words ({args.words}-word pieces of {args.corpora.name}/*.jsonl); model {args.model.name}; {os.cpu_count()} cores\n")
+    print(f"\n{args.documents:,} documents, {words:,} words ({args.words}-word pieces of {args.corpora.name}/*.jsonl); model {args.model.name}; {os.cpu_count()} cores; load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after\n")
     print("| run | actors x threads | nodes | wall s | words/s | vs serving.tag | peak MB per actor | blocks per node |")
     print("|---|---|---|---|---|---|---|---|")
     for run, shape, node_count, seconds, memory, blocks in table:

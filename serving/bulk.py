@@ -251,8 +251,9 @@ class Block:
         return records
 
 
-def expand_inputs(patterns: Sequence[str]) -> list[tuple[str, str]]:
-    """(path, kind) of every input file, in the order given (each folder and glob sorted), each once."""
+def expand_inputs(patterns: Sequence[str], output: Path) -> list[tuple[str, str]]:
+    """(path, kind) of every input file, in the order given (each folder and glob sorted), each once;
+    nothing under ``output`` (a folder given as input may hold the output folder)."""
     found: dict[str, str] = {}
     for pattern in patterns:
         matches = sorted(glob.glob(pattern, recursive=True)) if glob.has_magic(pattern) else [pattern]
@@ -271,7 +272,10 @@ def expand_inputs(patterns: Sequence[str]) -> list[tuple[str, str]]:
             else:
                 raise BulkError(f"{match}: no such file or folder")
             for file in files:
-                found.setdefault(str(file), KINDS[file.suffix])
+                if not file.resolve().is_relative_to(output.resolve()):
+                    found.setdefault(str(file), KINDS[file.suffix])
+    if not found:
+        raise BulkError(f"no input file outside the output folder {output}")
     return list(found.items())
 
 
@@ -519,7 +523,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         Tagger.load(args.model, intra_op_num_threads=1)  # a bad model fails here, not in every actor
         version = model_version(args.model)
-        sources = expand_inputs(args.inputs)
+        sources = expand_inputs(args.inputs, args.output)
         options = {"fields": asdict(fields), "block_size": args.block_size, "format": args.format, "model": str(args.model.resolve()), "model_version": version}
         blocks = prepare_output(args.output, sources, options, fields, args.block_size, args.resume, progress)
         done = done_markers(args.output)
@@ -533,6 +537,9 @@ def main(argv: list[str] | None = None) -> int:
         read, tagged, errors = summarize(args.output, blocks)
     except (BulkError, ModelDirError, OSError, ray.exceptions.RayError) as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        print("interrupted: the blocks done are kept; run the same command again to resume", file=sys.stderr)
         return EXIT_FAILED
     print(f"read {read}, tagged {tagged}, errors {errors}" + (f" (see {args.output / ERRORS_DIR})" if errors else ""), file=sys.stderr)
     return EXIT_RECORD_ERRORS if errors and not args.allow_errors else EXIT_OK
