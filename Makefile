@@ -14,7 +14,8 @@ NER_MODEL_DIR ?= models/default
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 export NER_MODEL_DIR
 
-.PHONY: serve test install-serve install-dev install-bulk bulk corpora splits encoder compare-encoders default-model e5-encoder compare-arms
+.PHONY: serve test install-serve install-dev corpora splits encoder compare-encoders default-model e5-encoder compare-arms
+.PHONY: install-bulk bulk
 
 # The shipped model, from public data (see README "The default model"):
 #   make corpora            - convert annotations/corpora/* with their label maps into runs/corpora/*.jsonl (seconds)
