@@ -15,7 +15,6 @@ SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 export NER_MODEL_DIR
 
 .PHONY: serve test install-serve install-dev corpora splits encoder compare-encoders default-model e5-encoder compare-arms
-.PHONY: install-bulk bulk
 
 # The shipped model, from public data (see README "The default model"):
 #   make corpora            - convert annotations/corpora/* with their label maps into runs/corpora/*.jsonl (seconds)
@@ -70,6 +69,7 @@ install-serve: $(VENV)/.serve-installed
 install-dev: $(VENV)/.dev-installed
 install-bulk: $(VENV)/.bulk-installed
 
+.PHONY: install-bulk bulk
 # Tag an archive (README, "Tag an archive"): make bulk IN='news/*.jsonl' OUT=runs/tagged [BULK_ARGS='--format jsonl']
 bulk: install-bulk
 	@test -n "$(IN)" -a -n "$(OUT)" || { echo "usage: make bulk IN='FILES, FOLDERS OR GLOBS' OUT=DIR [BULK_ARGS=...]"; exit 1; }
