@@ -57,10 +57,22 @@ $(VENV)/.serve-installed: pyproject.toml | $(PY)
 $(VENV)/.dev-installed: pyproject.toml | $(PY)
 	$(PY) -m pip install -q -e '.[dev]'
 	command -v chromium >/dev/null || { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium fonts-noto-core; }
-	touch $@ $(VENV)/.serve-installed
+	touch $@ $(VENV)/.serve-installed $(VENV)/.bulk-installed
+
+# Ray Data for bulk tagging, without the training stack.
+$(VENV)/.bulk-installed: pyproject.toml | $(PY)
+	$(PY) -m pip install -q -e '.[bulk]'
+	touch $@
 
 install-serve: $(VENV)/.serve-installed
 install-dev: $(VENV)/.dev-installed
+install-bulk: $(VENV)/.bulk-installed
+
+.PHONY: install-bulk bulk
+# Tag an archive (README, "Tag an archive"): make bulk IN='news/*.jsonl' OUT=runs/tagged [BULK_ARGS='--format jsonl']
+bulk: install-bulk
+	@test -n "$(IN)" -a -n "$(OUT)" || { echo "usage: make bulk IN='FILES, FOLDERS OR GLOBS' OUT=DIR [BULK_ARGS=...]"; exit 1; }
+	$(PY) -m serving.bulk $(IN) --output $(OUT) --model $(NER_MODEL_DIR) $(BULK_ARGS)
 
 serve: install-serve
 	@test -f "$(NER_MODEL_DIR)/model.onnx" || { \
