@@ -1,7 +1,9 @@
 """README.md as a newcomer runs it, after the set-up it describes (`make test` or `make install-dev`, then
 `source .venv/bin/activate`): every command in a fenced block or an inline code span is checked.
 
-* `arabic-ner SUB ...` and `python -m MODULE ...`: `--help` runs, and lists every option the command uses;
+* `arabic-ner SUB ...` and `python -m MODULE ...` (also as what `ray job submit ... --` runs): `--help`
+  runs, and lists every option the command uses;
+* `python -c CODE`: the code compiles and every module it imports is installed;
 * `make TARGET`: the Makefile has the target;
 * every repository path a command or a link names exists;
 * the quick commands run, in a scratch directory holding the repository's data, and print every line
@@ -15,6 +17,8 @@ what is checked here (`make check-readme`).
 
 from __future__ import annotations
 
+import ast
+import importlib.util
 import json
 import os
 import re
@@ -110,6 +114,14 @@ def check_options(command: Command, args: list[str], help_output: str) -> None:
             assert re.search(rf"{re.escape(option)}\b", help_output), f"{command}: {option} is not an option of it"
 
 
+def check_python_code(command: Command, code: str) -> None:
+    tree = ast.parse(code, command.where)
+    imported = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+    imported |= {node.module.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
+    missing = sorted(name for name in imported if importlib.util.find_spec(name) is None)
+    assert not missing, f"{command}: imports {', '.join(missing)}, which the set-up does not install"
+
+
 def test_the_readme_has_commands_to_check():
     kinds = {program_and_args(list(segment))[0] for command in COMMANDS for segment in command.segments}
     assert {"arabic-ner", "make", "curl"} <= kinds and len(COMMANDS) > 20
@@ -126,6 +138,12 @@ def test_each_command_parses_and_names_what_exists(command):
                 check_options(command, args[1:], help_text(str(BIN / "arabic-ner"), args[0]))
         elif program == "python" and args[:1] == ["-m"]:
             check_options(command, args[2:], help_text(sys.executable, "-m", args[1]))
+        elif program == "python" and args[:1] == ["-c"]:
+            check_python_code(command, args[1])
+        elif program == "ray" and args[:2] == ["job", "submit"] and "--" in args:  # needs a cluster: its entry point is checked
+            inner = args[args.index("--") + 1 :]
+            assert inner[:2] == ["python", "-m"], f"{command}: ray job submit runs {inner[:2]}, not one of our modules"
+            check_options(command, inner[3:], help_text(sys.executable, "-m", inner[2]))
         elif program == "make":
             targets = [arg for arg in args if "=" not in arg]
             assert set(targets) <= makefile_targets(), f"{command}: no make target {set(targets) - makefile_targets()}"
