@@ -128,6 +128,8 @@ def test_the_card_gets_the_probe_scored_by_the_serving_runtime(tiny_onnx_dir, tm
 
 
 def test_a_stage_trains_through_the_training_function_and_is_reused_when_nothing_changed(tiny_model_dir, tmp_path, capsys):
+    import shlex
+
     from tests.fixtures_training import SEEDS
     from training.build_default import STAGE_RECORD, train_stage
 
@@ -136,7 +138,7 @@ def test_a_stage_trains_through_the_training_function_and_is_reused_when_nothing
     job = stage_job(str(recipe), str(tiny_model_dir), tmp_path / "stage", "stage1")
     metrics = train_stage(job)
     assert metrics["hyperparameters"]["epochs"] == 1.0 and metrics["hyperparameters"]["batch_size"] == 8
-    assert metrics["command"] == "python -m training.train " + " ".join(job.argv)
+    assert metrics["command"] == "python -m training.train " + shlex.join(job.argv)
     assert (tmp_path / "stage" / STAGE_RECORD).is_file() and (tmp_path / "stage" / "model.safetensors").is_file()
     again = train_stage(stage_job(str(recipe), str(tiny_model_dir), tmp_path / "stage", "stage1"))
     assert "== reusing" in capsys.readouterr().err and again["dev"] == metrics["dev"]

@@ -131,16 +131,15 @@ def train_stage(job: train.TrainJob, retrain: bool = False) -> dict:
     training code itself."""
     fingerprint = stage_fingerprint(job)
     record = job.output / STAGE_RECORD
-    command = "python -m training.train " + " ".join(job.argv)
     if not retrain and record.is_file() and read_json(record)["fingerprint"] == fingerprint:
         log(f"== reusing {job.output} (trained by an earlier run with the same command, data and base)")
         return read_json(job.output / "metrics.json") | {"wall_clock_s": read_json(record)["wall_clock_s"]}
-    log(f"== {command}")
+    log(f"== {job.command}")
     started = time.perf_counter()
     try:
         info = train.train(job)
     except (train.ArgumentError, BaseModelError, InvalidDataError, RecipeError) as exc:
-        raise BuildError(f"training failed: {command}: {exc}") from None
+        raise BuildError(f"training failed: {job.command}: {exc}") from None
     log(train.summary_line(job.output, info))
     wall_clock_s = time.perf_counter() - started
     record.write_text(json_text({"fingerprint": fingerprint, "wall_clock_s": wall_clock_s}), encoding="utf-8")

@@ -50,7 +50,6 @@ import shlex
 import shutil
 import sys
 import time
-import tomllib
 import zlib
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
@@ -66,7 +65,7 @@ from serving.text import fold_marks_and_alef, segment_words
 from .base_model import BaseModelError, load_pretrained
 from .hardware import PRECISIONS, device_name, trainer_device_arguments
 from .model_dir import last_complete_checkpoint, publish, staging_dir_for
-from .sources import RecipeError
+from .sources import RecipeError, check_setting, read_recipe_file
 from .scratch import ScratchSizes, add_size_arguments, check_size_arguments, sizes_from_arguments
 from .modelcard import file_sha256, git_commit, json_text
 
@@ -859,12 +858,7 @@ NOT_IN_RECIPES = {"help", "recipe", "text", "exclude_overlap", "output", "overwr
 def recipe_defaults(parser: argparse.ArgumentParser, path: str) -> dict:
     """The ``[pretraining]`` table of the recipe at ``path`` as option defaults, each value checked
     against its option (type, choices); errors name the file and the key."""
-    try:
-        table = tomllib.loads(Path(path).read_text(encoding="utf-8")).get("pretraining")
-    except OSError as exc:
-        raise RecipeError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise RecipeError(f"{path}: not valid TOML: {exc}") from None
+    table = read_recipe_file(path).get("pretraining")
     if not isinstance(table, dict):
         raise RecipeError(f"{path}: expected a [pretraining] table")
     actions = {action.dest: action for action in parser._actions if action.dest not in NOT_IN_RECIPES}
@@ -873,13 +867,8 @@ def recipe_defaults(parser: argparse.ArgumentParser, path: str) -> dict:
         action = actions.get(key)
         if action is None:
             raise RecipeError(f"{where}: unknown setting (known: {', '.join(sorted(actions))})")
-        kind = action.type or str
-        values = value if action.nargs and isinstance(value, list) else [value]
-        for item in values:
-            if isinstance(item, bool) or not isinstance(item, (int, float) if kind is float else kind):
-                raise RecipeError(f"{where}: expected {'a number' if kind is float else 'an integer' if kind is int else 'a string'}, got {item!r}")
-            if action.choices and item not in action.choices:
-                raise RecipeError(f"{where}: expected one of {', '.join(action.choices)}, got {item!r}")
+        for item in value if action.nargs and isinstance(value, list) else [value]:
+            check_setting(where, item, action.type or str, action.choices)
     return table
 
 

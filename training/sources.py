@@ -149,15 +149,35 @@ def parse_recipe(data: dict, path: str) -> Recipe:
     return Recipe(tuple(sources), seed, path, training)
 
 
-def load_recipe(path: str | Path) -> Recipe:
-    """Read and check a recipe TOML file; raises RecipeError naming the file."""
+def read_recipe_file(path: str | Path) -> dict:
+    """A recipe file's TOML as a dict; raises RecipeError naming the file."""
     try:
-        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        return tomllib.loads(Path(path).read_text(encoding="utf-8"))
     except OSError as exc:
         raise RecipeError(f"{path}: cannot read: {exc.strerror or exc}") from None
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise RecipeError(f"{path}: not valid TOML: {exc}") from None
-    return parse_recipe(data, str(path))
+
+
+def load_recipe(path: str | Path) -> Recipe:
+    """Read and check a recipe TOML file; raises RecipeError naming the file."""
+    return parse_recipe(read_recipe_file(path), str(path))
+
+
+def check_setting(where: str, value, kind: type, choices: Sequence | None = None, minimum: float | None = None) -> None:
+    """A value of a recipe's ``[training]`` or ``[pretraining]`` table against what its setting
+    takes (``kind`` float also takes an integer); raises RecipeError naming ``where``.
+
+    >>> check_setting("r.toml: [training] epochs", "3", float)
+    Traceback (most recent call last):
+    training.sources.RecipeError: r.toml: [training] epochs: expected a number, got '3'
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float) if kind is float else kind):
+        raise RecipeError(f"{where}: expected {'a number' if kind is float else 'an integer' if kind is int else 'a string'}, got {value!r}")
+    if choices and value not in choices:
+        raise RecipeError(f"{where}: expected one of {', '.join(choices)}, got {value!r}")
+    if minimum is not None and value < minimum:
+        raise RecipeError(f"{where}: expected at least {minimum}, got {value!r}")
 
 
 def recipe_from_files(paths: Sequence[str], dev_fraction: float = 0.0, seed: int = DEFAULT_SPLIT_SEED) -> Recipe:

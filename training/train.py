@@ -65,7 +65,7 @@ from .modelcard import file_sha256, git_commit, json_text, label_counts, render_
 from .predict import WordPredictor
 from .scoring import entity_scores, mean_source_f1, per_source_reports, scored_by_source, scorings_by_source
 from .scratch import ScratchSizes, add_size_arguments, build_scratch_model, check_size_arguments, sizes_from_arguments
-from .sources import Recipe, RecipeError, load_recipe, recipe_from_files, weighted_copies
+from .sources import Recipe, RecipeError, check_setting, load_recipe, recipe_from_files, weighted_copies
 from .dev_splits import SourceSplit, move_to_dev, split_record
 
 class ArgumentError(ValueError):
@@ -122,6 +122,11 @@ class TrainJob:
     # The equivalent command line: recorded in the card, and an interrupted run continues only
     # under the same one (and the same settings).
     argv: tuple[str, ...] = ()
+
+    @property
+    def command(self) -> str:
+        """The run as a command, as the card records it and a build logs it."""
+        return "python -m training.train " + shlex.join(self.argv)
 
 
 @dataclass
@@ -465,14 +470,8 @@ def recipe_settings(recipe: Recipe) -> dict:
         where = f"{recipe.path}: [training] {key}"
         if key not in kinds:
             raise RecipeError(f"{where}: unknown setting (known: {', '.join(kinds)})")
-        kind = kinds[key]
-        if isinstance(value, bool) or not isinstance(value, (int, float) if kind is float else kind):
-            raise RecipeError(f"{where}: expected {'a number' if kind is float else 'an integer' if kind is int else 'a string'}, got {value!r}")
-        if key in SETTING_CHOICES and value not in SETTING_CHOICES[key]:
-            raise RecipeError(f"{where}: expected one of {', '.join(SETTING_CHOICES[key])}, got {value!r}")
-        if key in SETTING_MINIMUM and value < SETTING_MINIMUM[key]:
-            raise RecipeError(f"{where}: expected at least {SETTING_MINIMUM[key]}, got {value!r}")
-        resolved[key] = kind(value)
+        check_setting(where, value, kinds[key], SETTING_CHOICES.get(key), SETTING_MINIMUM.get(key))
+        resolved[key] = kinds[key](value)
     return resolved
 
 
@@ -616,7 +615,7 @@ def run_record(job: TrainJob, splits: Sequence[SourceSplit], trained: TrainedMod
         "dev": dev_summary(trained, dev) if dev else None,
         "git_commit": git_commit(),
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "command": "python -m training.train " + shlex.join(job.argv),
+        "command": job.command,
     }
 
 
