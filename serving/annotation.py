@@ -21,9 +21,9 @@ import json
 import os
 import tempfile
 import unicodedata
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator
 
 from .schema import ENTITY_LABELS, known_labels, label_members
 from .spans import Span

@@ -42,9 +42,10 @@ import json
 import os
 import resource
 import sys
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any
 
 try:
     import pyarrow as pa

@@ -8,12 +8,12 @@ line holding only such marks counts as blank.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Iterable, Sequence
 
 from .annotation import Document, atomic_write_text
-from .spans import Span, iob1_to_iob2, spans_to_tags, tag_ranges
 from .schema import OUTSIDE, split_tag
+from .spans import Span, iob1_to_iob2, spans_to_tags, tag_ranges
 from .text import INVISIBLE_CHARS, segment_words, sentence_ranges, strip_invisible
 
 
@@ -235,7 +235,7 @@ def conll_sentences_to_document(sentences: Sequence[ConllSentence], doc_id: str,
     """
     text, offsets = assemble_text([sentence.tokens for sentence in sentences])
     spans: list[Span] = []
-    for sentence, token_offsets in zip(sentences, offsets):
+    for sentence, token_offsets in zip(sentences, offsets, strict=True):
         for first, end, label in tag_ranges(sentence.tags):
             start, stop = token_offsets[first][0], token_offsets[end - 1][1]
             if start >= stop:

@@ -29,7 +29,7 @@ with ``TagDecoder``, so the scores training reports are those of the served deci
 from __future__ import annotations
 
 from collections import Counter
-from typing import Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 
 import numpy as np
 

@@ -7,8 +7,9 @@ so labels sit on exactly the sub-words the served model reads.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import NamedTuple, Protocol, Sequence
+from typing import NamedTuple, Protocol
 
 from .text import Token, sentence_ranges
 from .windows import EncodedWindow, central_window_of_words, encode_window, plan_windows

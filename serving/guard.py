@@ -10,7 +10,7 @@ named in the message). Bad input thus gets a precise 4xx, never a BentoML traceb
 from __future__ import annotations
 
 import hmac
-from typing import Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 from pydantic import BaseModel, ValidationError
 from starlette.responses import JSONResponse

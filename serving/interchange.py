@@ -7,7 +7,8 @@ keeps both right. Every import error names the task and result it comes from.
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 from .annotation import AnnotationFormatError, Document
 from .spans import Span

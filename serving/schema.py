@@ -6,7 +6,7 @@ model's output index always means the same tag whatever order the data came in.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 # Wojood-compatible entity types; the order fixes the tag ids, so only ever append.
 ENTITY_LABELS: tuple[str, ...] = ("PERS", "NORP", "OCC", "ORG", "GPE", "LOC", "FAC", "EVENT", "DATE")
@@ -14,7 +14,7 @@ ENTITY_LABELS: tuple[str, ...] = ("PERS", "NORP", "OCC", "ORG", "GPE", "LOC", "F
 OUTSIDE = "O"
 
 # "O" first, then B-/I- pairs in label order: O, B-PERS, I-PERS, B-NORP, ...
-BIO_TAGS: tuple[str, ...] = (OUTSIDE,) + tuple(f"{prefix}-{label}" for label in ENTITY_LABELS for prefix in "BI")
+BIO_TAGS: tuple[str, ...] = (OUTSIDE, *(f"{prefix}-{label}" for label in ENTITY_LABELS for prefix in "BI"))
 
 TAG_TO_ID: dict[str, int] = {tag: i for i, tag in enumerate(BIO_TAGS)}
 ID_TO_TAG: dict[int, str] = dict(enumerate(BIO_TAGS))

@@ -26,9 +26,10 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Annotated, NoReturn, Sequence
+from typing import Annotated, NoReturn
 
 import bentoml
 from bentoml._internal.marshal.dispatcher import CorkDispatcher
@@ -196,7 +197,7 @@ class NERService:
         """Texts with no token (empty, blank, only invisible marks) are answered at once; the others
         go through the batching queue together."""
         wordy = [has_tokens(text) for text in texts]
-        queued = [text for text, has_words in zip(texts, wordy) if has_words]
+        queued = [text for text, has_words in zip(texts, wordy, strict=True) if has_words]
         tagged = iter(await self.tag_texts(queued) if queued else [])
         return [next(tagged) if has_words else TagResult(entities=[], model=self.tagger.name) for has_words in wordy]
 

@@ -7,8 +7,8 @@ overlapping spans, never a silent drop.
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from .schema import OUTSIDE, split_tag
 from .text import Token, segment_words

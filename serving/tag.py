@@ -19,8 +19,8 @@ import argparse
 import io
 import json
 import sys
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
 
 from .annotation import AnnotationFormatError, Document, atomic_write_text, parse_document, read_documents
 from .conll import document_to_conll
@@ -79,7 +79,7 @@ def tag_documents(tagger: Tagger, documents: Sequence[Document], progress: bool 
     with tqdm(total=len(documents), desc="tagging", unit="doc", disable=None if progress is None else not progress, file=sys.stderr) as bar:
         for first in range(0, len(documents), DOCUMENTS_PER_CALL):
             chunk = documents[first : first + DOCUMENTS_PER_CALL]
-            yield from zip(chunk, tagger.tag([document.text for document in chunk]))
+            yield from zip(chunk, tagger.tag([document.text for document in chunk]), strict=True)
             bar.update(len(chunk))
 
 

@@ -21,9 +21,10 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, NamedTuple, Sequence
+from typing import Any, NamedTuple
 
 import numpy as np
 import onnxruntime as ort
@@ -321,12 +322,12 @@ class Tagger:
         # Words are encoded one by one, so each distinct word needs encoding once (news text repeats
         # its function words and names: about half the tokenizer's work saved).
         distinct = list(dict.fromkeys(words))
-        ids_of = dict(zip(distinct, subword_ids_per_word(self.tokenizer, distinct)))
+        ids_of = dict(zip(distinct, subword_ids_per_word(self.tokenizer, distinct), strict=True))
         word_ids = [ids_of[word] for word in words]
         config = self.config
         encoded = []
         offset = 0
-        for text, tokens in zip(texts, all_tokens):
+        for text, tokens in zip(texts, all_tokens, strict=True):
             text_word_ids = word_ids[offset : offset + len(tokens)]
             encoded.append(encode_text(text, tokens, text_word_ids, config.max_length, config.window_overlap, config.cls_id, config.sep_id))
             offset += len(tokens)
@@ -365,7 +366,7 @@ class Tagger:
         logits = self.window_logits([ids for text in encoded for ids in text.windows])
         results = []
         first_window = 0
-        for text, text_encoding in zip(texts, encoded):
+        for text, text_encoding in zip(texts, encoded, strict=True):
             text_logits = logits[first_window : first_window + len(text_encoding.windows)]
             results.append(self._decode(text, text_encoding, text_logits))
             first_window += len(text_encoding.windows)

@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from typing import NamedTuple, Sequence
+from collections.abc import Sequence
+from typing import NamedTuple
 
 # Zero-width and bidi controls: U+200B-U+200F, U+202A-U+202E, U+2066-U+2069, U+FEFF.
 INVISIBLE_CHARS = "".join(chr(c) for c in [*range(0x200B, 0x2010), *range(0x202A, 0x202F), *range(0x2066, 0x206A), 0xFEFF])
@@ -159,7 +160,7 @@ def sentence_ranges(text: str, tokens: Sequence[Token], tags: Sequence[str] | No
         ends_line = "\n" in gap or "\r" in gap or "\u2029" in gap
         ends_sentence = token.text[0] in SENTENCE_TERMINATORS and (gap != "" or i + 1 == len(tokens))
         inside_entity = tags is not None and i + 1 < len(tokens) and tags[i + 1].startswith("I-")
-        if (ends_line or ends_sentence) and not inside_entity or i + 1 == len(tokens):
+        if ((ends_line or ends_sentence) and not inside_entity) or i + 1 == len(tokens):
             ranges.append((first, i + 1))
             first = i + 1
     return ranges

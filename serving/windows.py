@@ -7,7 +7,8 @@ counts: no tokenizer or framework needed.
 
 from __future__ import annotations
 
-from typing import NamedTuple, Sequence
+from collections.abc import Sequence
+from typing import NamedTuple
 
 
 class Window(NamedTuple):

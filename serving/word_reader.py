@@ -13,7 +13,8 @@ Only numpy is needed here.
 
 from __future__ import annotations
 
-from typing import Collection, NamedTuple, Protocol, Sequence
+from collections.abc import Collection, Sequence
+from typing import NamedTuple, Protocol
 
 import numpy as np
 
