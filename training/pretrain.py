@@ -67,7 +67,7 @@ from .hardware import PRECISIONS, device_name, trainer_device_arguments
 from .model_dir import last_complete_checkpoint, publish, staging_dir_for
 from .sources import RecipeError, check_setting, read_recipe_file
 from .scratch import ScratchSizes, add_size_arguments, check_size_arguments, sizes_from_arguments
-from .modelcard import file_sha256, git_commit, json_text
+from .modelcard import file_sha256, git_commit, json_text, pretraining_card, snapshot_card
 
 TEXT_SUFFIXES = (".txt", ".txt.xz", ".jsonl")
 NEAR_DUPLICATE_JACCARD = 0.8
@@ -225,6 +225,8 @@ class CorpusStats:
     words_kept: int = 0
     eval_lines: int = 0
     held_out_overlap: int = 0  # lines sharing a run of words with --exclude-overlap documents
+    near_duplicate_jaccard: float = NEAR_DUPLICATE_JACCARD  # the rules the counts above follow, for the card
+    overlap_ngram: int = OVERLAP_NGRAM
 
 
 def collect_lines(paths: Sequence[str], progress: bool, held_out: HeldOutText | None = None) -> tuple[list[tuple[int, str]], CorpusStats]:
@@ -696,7 +698,7 @@ def run(args: argparse.Namespace) -> int:
     save_encoder(model, tokenizer, work, args.save_dtype)
     info = run_record(args, model, tokenizer, stats, train_sequences, trainer, result, final_eval)
     atomic_write_text(work / "pretrain_metrics.json", json_text(info))
-    atomic_write_text(work / "README.md", render_card(info))
+    atomic_write_text(work / "README.md", pretraining_card(info))
     write_loss_curve(trainer.state.log_history, work / "training_curve.png")
     for step in sorted(args.snapshot_steps):
         if (staging / "snapshots" / f"step-{step}").is_dir():
@@ -723,13 +725,7 @@ def publish_snapshot(snapshot: Path, output: Path, info: dict) -> None:
     }
     (snapshot / "snapshot.json").unlink()
     atomic_write_text(snapshot / "pretrain_metrics.json", json_text(metrics))
-    eval_loss = f"held-out loss {record['eval_loss']:.3f}" if record.get("eval_loss") is not None else "no held-out loss"
-    atomic_write_text(
-        snapshot / "README.md",
-        f"# Arabic BERT encoder: {output.name} after {step} steps\n\nA snapshot of the pre-training run of `{output}` "
-        f"after {step} of its {info['optimizer_steps']} optimiser steps ({record['epochs']:.2f} epochs, {eval_loss}), its learning rate not yet "
-        f"decayed: a smaller pre-training budget, for comparisons. Made by the same command (`--snapshot-steps`):\n\n`{info['command']}`\n",
-    )
+    atomic_write_text(snapshot / "README.md", snapshot_card(metrics, info))
     publish(snapshot, output.parent / f"{output.name}-step{step}")
 
 
@@ -780,56 +776,6 @@ def run_record(args, model, tokenizer, stats: CorpusStats, train_sequences: Pack
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "command": "python -m training.pretrain " + shlex.join(args.argv),
     }
-
-
-def render_card(info: dict) -> str:
-    corpus, sizes, hyper = info["corpus"], info["sizes"], info["hyperparameters"]
-    rows = "\n".join(f"| `{path}` | {f['lines_read']:,} | {f['lines_kept']:,} | `{f['sha256'][:16]}…` |" for path, f in corpus["files"].items())
-    settings = "\n".join(f"| {key} | `{value}` |" for key, value in {**sizes, **hyper}.items())
-    eval_line = (
-        f"Held-out loss (masked words of {corpus['eval_lines']:,} held-out lines): **{info['eval_loss']:.3f}** (perplexity {info['eval_perplexity']:.1f})."
-        if info.get("eval_loss") is not None
-        else "No held-out lines (--eval-fraction 0)."
-    )
-    return f"""---
-language: ar
-library_name: transformers
-pipeline_tag: fill-mask
----
-
-# Arabic BERT encoder, masked-language-model pre-training
-
-A BERT encoder for `training.train --base-model THIS_DIR` (fine-tuning for NER). Base: {info['base_model']}.
-
-## Corpus
-
-{corpus['lines_read']:,} lines read, {corpus['exact_or_near_duplicates']:,} exact repeats and near-duplicates removed
-(normalised word trigrams, MinHash, Jaccard >= {NEAR_DUPLICATE_JACCARD}), {corpus.get('held_out_overlap', 0):,} held out for sharing a run of
-{OVERLAP_NGRAM} words with the dev documents (`--exclude-overlap`), {corpus['lines_kept']:,} lines kept
-({corpus['words_kept']:,} words); {corpus['eval_lines']:,} of them held out for the eval loss. Packed into
-{info['sequences']:,} sequences of at most {hyper['max_length']} sub-words ({info['subword_tokens']:,} sub-word tokens).
-
-| file | lines read | lines kept | sha256 |
-|---|---:|---:|---|
-{rows}
-
-## Model and training
-
-| setting | value |
-|---|---|
-{settings}
-
-{info['optimizer_steps']:,} optimiser steps, {info['epochs']:.2f} epochs, {info['train_runtime_s'] / 60:.1f} min{' (' + info['note'] + ')' if info.get('note') else ''}.
-Last logged training loss **{info['train_loss']:.3f}** (mean over the run {info['mean_train_loss']:.3f}). {eval_line}
-
-![loss curve](training_curve.png)
-
-## Provenance
-
-- git commit: `{info['git_commit']}`
-- date: {info['date']}
-- command: `{info['command']}`
-"""
 
 
 def write_loss_curve(log_history: Sequence[dict], path: Path) -> None:

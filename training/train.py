@@ -61,7 +61,7 @@ from .data import InvalidDataError, Segment, default_overlap, document_segments,
 from .hardware import PRECISIONS, device_name, trainer_device_arguments
 from .loss import LOSSES, PartialLabelTrainer
 from .model_dir import last_complete_checkpoint, publish, staging_dir_for, write_trained_texts
-from .modelcard import file_sha256, git_commit, json_text, label_counts, render_model_card, write_training_curve
+from .modelcard import file_sha256, git_commit, json_text, label_counts, training_card, write_training_curve
 from .predict import WordPredictor
 from .scoring import entity_scores, mean_source_f1, per_source_reports, scored_by_source, scorings_by_source
 from .scratch import ScratchSizes, add_size_arguments, build_scratch_model, check_size_arguments, sizes_from_arguments
@@ -394,7 +394,7 @@ def write_model_dir(staging: Path, trained: TrainedModel, info: dict) -> None:
     trained.model.save_pretrained(staging, safe_serialization=True)
     trained.tokenizer.save_pretrained(staging)
     atomic_write_text(staging / "metrics.json", json_text(info))
-    atomic_write_text(staging / "README.md", render_model_card(info))
+    atomic_write_text(staging / "README.md", training_card(info))
     write_training_curve(trained.log_history, staging / "training_curve.png")
 
 
