@@ -14,8 +14,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import httpx
 import pytest
@@ -38,7 +38,7 @@ def same_result(got: dict, expected: dict, tolerance: float = 0.0) -> bool:
     return all(
         {k: v for k, v in a.items() if k != "score"} == {k: v for k, v in b.items() if k != "score"}
         and abs(a["score"] - b["score"]) <= tolerance
-        for a, b in zip(got["entities"], expected["entities"])
+        for a, b in zip(got["entities"], expected["entities"], strict=True)
     )
 
 

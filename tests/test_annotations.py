@@ -13,8 +13,8 @@ def test_seed_annotations_hold_the_seed_texts_exactly():
     documents = read_documents(ROOT / "annotations" / "seeds.jsonl")
     seed_files = sorted((ROOT / "seeds").glob("*.txt"))
     assert [d.id for d in documents] == [p.stem for p in seed_files]
-    for document, path in zip(documents, seed_files):
-        assert document.text == open(path, encoding="utf-8").read()
+    for document, path in zip(documents, seed_files, strict=True):
+        assert document.text == path.read_text(encoding="utf-8")
 
 
 def test_seed_annotations_validate_and_use_every_label():

@@ -57,7 +57,7 @@ def read_errors(output: Path) -> list[dict]:
 def assert_tagged_like_tagger(rows: list[dict], texts: dict[str, str], tagger: Tagger, model: Path) -> None:
     """Each row's entities are Tagger.tag's on its text, offsets into the original text."""
     assert [row["id"] for row in rows] == list(texts)
-    for row, entities in zip(rows, tagger.tag(list(texts.values()))):
+    for row, entities in zip(rows, tagger.tag(list(texts.values())), strict=True):
         text = texts[row["id"]]
         assert all(text[e["start"] : e["end"]] == e["text"] for e in row["entities"])
         assert [(e["text"], e["label"], e["start"], e["end"]) for e in row["entities"]] == [(e.text, e.label, e.start, e.end) for e in entities]
@@ -100,7 +100,7 @@ def test_seed_folder_tags_like_the_tagger(tiny_onnx_dir, tagger, tmp_path):
     output = tmp_path / "seeds-out"
     assert run(tiny_onnx_dir, "seeds", "--output", str(output)) == 0
     rows = read_rows(output)
-    assert_tagged_like_tagger(rows, {f"seeds/{path.name}": text for path, text in zip(SEED_PATHS, SEED_TEXTS)}, tagger, tiny_onnx_dir)
+    assert_tagged_like_tagger(rows, {f"seeds/{path.name}": text for path, text in zip(SEED_PATHS, SEED_TEXTS, strict=True)}, tagger, tiny_onnx_dir)
 
 
 def test_every_bad_record_is_in_the_errors_file(tiny_onnx_dir, tmp_path, capsys):
@@ -223,7 +223,7 @@ def test_a_killed_run_resumes_without_losing_or_duplicating_a_document(tiny_onnx
     assert 2 <= done < 20, process.stderr.read().decode()
     for path in output.glob("part-*.parquet"):
         pq.read_table(path)  # every published part is whole, done or not
-    assert main(args + ["--resume"]) == 0
+    assert main([*args, "--resume"]) == 0
     assert f"resuming: {done} of 20 block(s) already done" in capsys.readouterr().err
     assert_tagged_like_tagger(read_rows(output), texts, tagger, tiny_onnx_dir)
     assert not list(output.glob("**/.*.tmp"))

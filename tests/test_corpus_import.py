@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from serving import conll
 from serving.annotation import read_documents, validate_documents
 from serving.schema import ENTITY_LABELS
-from serving import conll
 from training import label_maps
 from training.corpus_import import ConversionError, import_conll
 from training.label_maps import LabelMapError, load_label_map, parse_label_map, with_reader_overrides
@@ -71,7 +71,8 @@ def test_newsfane_marks_clitics_titles_and_group():
     # Split-off clitics are attached again: the text reads as ANERcorp writes the same sentence.
     anercorp = convert("anercorp", EXCERPTS / "anercorp-excerpt.txt")[0][0]
     # FANE drops hamza forms and the dots of numbers, and writes one token «لالاتحاد» for «للاتحاد».
-    normalise = lambda line: re.sub("[أإآ]", "ا", line).replace(".", "").replace("لالاتحاد", "للاتحاد")
+    def normalise(line):
+        return re.sub("[أإآ]", "ا", line).replace(".", "").replace("لالاتحاد", "للاتحاد")
     assert normalise(document.text.splitlines()[1]) == normalise(anercorp.text.splitlines()[1])
     assert summary.clitics_attached == 22
     spans = spans_of(documents)
@@ -143,7 +144,7 @@ def test_all_five_corpora_convert_with_nothing_dropped():
     }
     totals = {}
     for corpus, paths in files.items():
-        documents, summary = convert(corpus, *paths)
+        _, summary = convert(corpus, *paths)
         assert summary.dropped == []
         totals[corpus] = (summary.tokens, sum(summary.kept.values()))
     assert totals == {
@@ -204,7 +205,7 @@ def test_data_already_in_our_labels_needs_no_map(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "data, message",
+    ("data", "message"),
     [
         ({"source": "x", "annotated": ["PERS"], "tags": {"PER": "PERSON"}}, r"m.toml: \[tags\] PER: unknown label\(s\) PERSON"),
         ({"source": "x", "annotated": ["PERS"], "tags": {"LOC": ["GPE"]}}, r"\[tags\] LOC: a set needs at least two labels"),

@@ -28,7 +28,7 @@ def path_score(decoder: TagDecoder, log_probabilities: np.ndarray, path: tuple[i
 
 
 def is_valid_iob2(tags: list[str]) -> bool:
-    return all(transition_kind(previous, tag) is not None for previous, tag in zip(["O", *tags], tags))
+    return all(transition_kind(previous, tag) is not None for previous, tag in zip(["O", *tags], tags, strict=False))
 
 
 @pytest.mark.parametrize("prior", [PRIOR, None], ids=["prior", "constraints-only"])
@@ -79,7 +79,7 @@ def test_each_sentence_is_decoded_as_a_text_of_its_own():
     crossed = 0
     for _ in range(100):
         log_probabilities = np.log(rng.dirichlet(np.full(len(LABELS), 0.5), size=12))
-        by_sentence = [tag for start, end in zip(starts, ends) for tag in decoder.best_path(log_probabilities[start:end])]
+        by_sentence = [tag for start, end in zip(starts, ends, strict=True) for tag in decoder.best_path(log_probabilities[start:end])]
         assert decoder.best_path(log_probabilities, sentence_starts=starts) == by_sentence
         assert decoder.decode_words(log_probabilities, list(range(12)), 12, starts) == by_sentence
         crossed += decoder.best_path(log_probabilities) != by_sentence

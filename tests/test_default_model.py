@@ -71,9 +71,9 @@ def test_models_are_small_enough_to_ship():
 
 
 def test_encoder_is_a_base_model_with_a_card():
-    from training.base_model import load_pretrained
-
     import torch
+
+    from training.base_model import load_pretrained
 
     tokenizer, model = load_pretrained(str(ENCODER))
     # Its vocabulary was learnt on Arabic: a news sentence it never saw has (almost) no unknown pieces.

@@ -4,7 +4,21 @@ import doctest
 
 import pytest
 
-from serving import annotation, conll, decoding, encoding, guard, interchange, schema, spans, tagger, text, windows, word_reader, worker_deaths
+from serving import (
+    annotation,
+    conll,
+    decoding,
+    encoding,
+    guard,
+    interchange,
+    schema,
+    spans,
+    tagger,
+    text,
+    windows,
+    word_reader,
+    worker_deaths,
+)
 from training import evaluate, model_dir, quantize, scoring, stats, train
 
 

@@ -103,7 +103,7 @@ def test_reader_gives_back_exactly_the_weights_written():
 
 
 @pytest.mark.parametrize(
-    "damage, message",
+    ("damage", "message"),
     [
         (lambda d: b"GGUF" + d[4:], "not an e5 model file"),
         (lambda d: d[:200], "truncated"),
@@ -119,7 +119,7 @@ def test_bad_files_are_named_errors(damage, message):
 
 
 def test_unknown_dtype_and_missing_tensor_are_named():
-    with pytest.raises(ImportFormatError, match="'l0.q.b' has unknown dtype 7"):
+    with pytest.raises(ImportFormatError, match=r"'l0\.q\.b' has unknown dtype 7"):
         read_e5_file(e5_file(np.random.default_rng(3), dtype_override={"l0.q.b": 7})[0], "tiny.bin")
     with pytest.raises(ImportFormatError, match=r"missing tensor\(s\) l0.fo.w"):
         read_e5_file(e5_file(np.random.default_rng(3), drop="l0.fo.w")[0], "tiny.bin")

@@ -41,7 +41,7 @@ def test_fp32_tagger_predicts_exactly_the_pytorch_predictor_labels(tiny_model_di
     from training.predict import load_predictor
 
     predicted = load_predictor(str(tiny_model_dir)).predict(SEED_TEXTS)
-    expected = [[(s.start, s.end, s.label) for s in tags_to_spans(text, tokens, tags)] for text, (tokens, tags) in zip(SEED_TEXTS, predicted)]
+    expected = [[(s.start, s.end, s.label) for s in tags_to_spans(text, tokens, tags)] for text, (tokens, tags) in zip(SEED_TEXTS, predicted, strict=True)]
     tagged = Tagger.load(tiny_onnx_fp32_dir).tag(SEED_TEXTS)
     assert [[(e.start, e.end, e.label) for e in entities] for entities in tagged] == expected
     assert sum(map(len, expected)) > 100

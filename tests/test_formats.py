@@ -65,7 +65,8 @@ def test_label_studio_offsets_are_utf16_after_emoji():
 
 def test_label_studio_import_takes_the_latest_uncancelled_annotation():
     text = "زار موسكو"
-    result = lambda label: {"type": "labels", "value": {"start": 4, "end": 9, "text": "موسكو", "labels": [label]}}
+    def result(label):
+        return {"type": "labels", "value": {"start": 4, "end": 9, "text": "موسكو", "labels": [label]}}
     task = {"id": 7, "data": {"text": text}, "annotations": [{"result": [result("LOC")]}, {"result": [result("GPE")]}, {"was_cancelled": True, "result": []}]}
     (document,) = from_label_studio([task], "x")
     assert document.id == "7" and document.spans == [Span(4, 9, "GPE", "موسكو")]

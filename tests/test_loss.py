@@ -114,7 +114,7 @@ def date_recall(date_corpora, loss: str) -> float:
     assert train_main(["--data", str(marks), str(never), "--output", str(output), "--loss", loss, *TINY]) == 0
     predictor = load_predictor(str(output))
     found = total = 0
-    for document, (_, predicted) in zip(held_out, predictor.predict([d.text for d in held_out])):
+    for document, (_, predicted) in zip(held_out, predictor.predict([d.text for d in held_out]), strict=True):
         for position, tag in enumerate(gold_tags(document)):
             if tag == "B-DATE":
                 total += 1

@@ -96,7 +96,7 @@ def test_tag_batch_answers_each_text_in_order_as_tag_does(ner_service):
     assert response.status_code == 200, ner_service.explain(response)
     results = response.json()["results"]
     assert len(results) == len(texts)
-    for text, result in zip(texts, results):
+    for text, result in zip(texts, results, strict=True):
         assert same_result(result, tag(ner_service, text)), (text, result)
     empty = httpx.post(f"{ner_service.url}/tag_batch", json={"texts": []})
     assert (empty.status_code, empty.json()) == (200, {"results": []}), ner_service.explain(empty)
@@ -179,7 +179,7 @@ def test_a_body_too_large_for_any_valid_request_is_refused_before_it_is_read(ner
 
 
 def test_concurrent_clients_get_the_single_request_answers(ner_service):
-    texts = SENTENCES[:6] + [PARAGRAPH, ""]
+    texts = [*SENTENCES[:6], PARAGRAPH, ""]
     expected = {text: tag(ner_service, text) for text in texts}
     before = batch_counters(ner_service)
     failures: list[str] = []
@@ -197,7 +197,7 @@ def test_concurrent_clients_get_the_single_request_answers(ner_service):
 
     asyncio.run(run())
     assert not failures, f"{len(failures)} of 400 requests failed, e.g. {failures[:3]}\n{ner_service.log_tail()}"
-    merged, calls = (after - first for after, first in zip(batch_counters(ner_service), before))
+    merged, calls = (after - first for after, first in zip(batch_counters(ner_service), before, strict=True))
     queued = sum(1 for index in range(8) for i in range(50) if texts[(index + i) % len(texts)])  # "" is answered without a model call
     assert merged == queued and calls < merged, f"adaptive batching merged no requests: {merged} requests in {calls} model calls"
 

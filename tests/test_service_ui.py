@@ -20,7 +20,6 @@ import aiohttp
 import httpx
 import pytest
 
-
 ROOT = Path(__file__).resolve().parents[1]
 SEED_TEXT = sorted((ROOT / "seeds").glob("*.txt"))[0].read_text(encoding="utf-8")
 # An astral character first: the page must count code points, as the API does, not UTF-16 units.

@@ -1,5 +1,7 @@
 """Spans <-> IOB2 tags: worked examples, explicit errors, and round-trip properties."""
 
+import itertools
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -99,5 +101,5 @@ def test_decoding_any_tag_sequence_gives_sorted_disjoint_in_range_spans(tags):
     spans = tags_to_spans(text, tokens, tags)
     for span in spans:
         assert 0 <= span.start < span.end <= len(text) and text[span.start : span.end] == span.text
-    assert all(a.end <= b.start for a, b in zip(spans, spans[1:]))
+    assert all(a.end <= b.start for a, b in itertools.pairwise(spans))
     assert spans == sorted(spans)

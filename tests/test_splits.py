@@ -16,9 +16,9 @@ from serving.annotation import Document, read_documents
 from serving.spans import Span
 from training import dev_splits, sources
 from training.corpus_import import import_conll
+from training.dev_splits import carve_dev_splits, move_to_dev
 from training.label_maps import load_label_map
 from training.sources import RecipeError, load_recipe, parse_recipe
-from training.dev_splits import carve_dev_splits, move_to_dev
 
 ROOT = Path(__file__).resolve().parents[1]
 EXCERPTS = ROOT / "tests" / "data" / "corpora"
@@ -120,13 +120,14 @@ def test_shipped_recipes_share_their_dev_documents():
     """Stage 2 continues stage 1: both must hold out the same documents."""
     stage1 = load_recipe(ROOT / "training/recipes/default-stage1.toml")
     stage2 = load_recipe(ROOT / "training/recipes/default-stage2.toml")
-    strip = lambda recipe: [(s.name, s.path, s.dev_fraction) for s in recipe.sources]
+    def strip(recipe):
+        return [(s.name, s.path, s.dev_fraction) for s in recipe.sources]
     assert strip(stage1) == strip(stage2) and stage1.seed == stage2.seed
     assert stage1.weights["seeds"] == 0  # stage 1 never sees a seed article: stage 2 cross-validates over them
 
 
 @pytest.mark.parametrize(
-    "data, message",
+    ("data", "message"),
     [
         ({"sources": []}, r"r.toml: expected at least one \[\[sources\]\]"),
         ({"sources": [{"name": "a", "path": "x", "weight": -1}]}, r"sources #1 \(a\): weight: expected a number at least 0.0"),
@@ -154,14 +155,14 @@ def test_moving_a_document_to_dev_holds_back_training_text_it_shares():
     split_a, split_b = move_to_dev([dev_splits.SourceSplit("a", own, [], []), dev_splits.SourceSplit("b", [copy, *other], [], [])], ["a-001"])
     assert [d.id for d in split_a.dev] == ["a-001"] and "a-001" not in {d.id for d in split_a.train}
     assert split_b.held_back == ["b-000"] and [d.id for d in split_b.train] == ["b-001"]
-    with pytest.raises(ValueError, match="unknown training document id.*nope"):
+    with pytest.raises(ValueError, match=r"unknown training document id.*nope"):
         move_to_dev([split_a, split_b], ["nope"])
     with pytest.raises(ValueError, match="b-000 are held back from training already"):
         move_to_dev([split_a, split_b], ["b-000"])
 
 
 @pytest.mark.parametrize(
-    "training, message",
+    ("training", "message"),
     [
         ({"epoch": 3}, r"r.toml: \[training\] epoch: unknown setting \(known: epochs, "),
         ({"epochs": "3"}, r"\[training\] epochs: expected a number, got '3'"),
@@ -182,7 +183,8 @@ def test_the_recipe_sets_the_training_settings_and_the_command_line_overrides_th
     from training.train import TrainSettings, build_parser, settings_from_args
 
     recipe = load_recipe(ROOT / "training/recipes/default-stage1.toml")
-    parse = lambda *options: build_parser().parse_args(["--recipe", "r.toml", "--output", "o", *options])
+    def parse(*options):
+        return build_parser().parse_args(["--recipe", "r.toml", "--output", "o", *options])
     _, settings = settings_from_args(parse(), recipe)
     assert (settings.epochs, settings.learning_rate, settings.batch_size, settings.short_crops) == (8.0, 5e-4, 32, 0.5)
     assert settings.weight_decay == TrainSettings().weight_decay  # not in the table: the default

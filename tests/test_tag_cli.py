@@ -36,7 +36,7 @@ def test_txt_files_to_jsonl_valid_for_training_validate(tiny_onnx_dir, tmp_path,
     assert main(["--model", str(tiny_onnx_dir), *map(str, SEED_PATHS), "--output", str(output), "--no-progress"]) == 0
     lines = [json.loads(line) for line in output.read_text(encoding="utf-8").splitlines()]
     assert [line["id"] for line in lines] == [path.stem for path in SEED_PATHS]
-    for line, path in zip(lines, SEED_PATHS):
+    for line, path in zip(lines, SEED_PATHS, strict=True):
         assert line["text"] == path.read_text(encoding="utf-8")
         assert line["spans"] and all(line["text"][s["start"] : s["end"]] == s["text"] and 0 < s["score"] <= 1 for s in line["spans"])
     assert validate_file(output) == []
@@ -76,7 +76,7 @@ def test_conll_output_has_one_tagged_line_per_word(tiny_onnx_dir, capsys):
     sentences = parse_conll(capsys.readouterr().out.splitlines())
     text = SEED_PATHS[0].read_text(encoding="utf-8")
     assert [token for sentence in sentences for token in sentence.tokens] == [t.text for t in segment_words(text)]
-    pairs = [pair for sentence in sentences for pair in zip(sentence.tokens, sentence.tags)]
+    pairs = [pair for sentence in sentences for pair in zip(sentence.tokens, sentence.tags, strict=True)]
     assert ("موسكو", "B-GPE") in pairs
 
 

@@ -70,7 +70,7 @@ def test_entity_is_frozen():
 def test_tags_seed_entities_with_offsets_into_the_text(tagger):
     results = tagger.tag(SEED_TEXTS)
     assert len(results) == len(SEED_TEXTS)
-    for text, entities in zip(SEED_TEXTS, results):
+    for text, entities in zip(SEED_TEXTS, results, strict=True):
         assert_well_formed(text, entities)
     found = {(e.text, e.label) for e in results[0]}
     assert ("موسكو", "GPE") in found and ("الشرع", "PERS") in found
@@ -166,7 +166,7 @@ def test_each_sentence_is_tagged_as_if_it_were_a_text_of_its_own(fp32_tagger):
     assert len(encoded.sentence_starts) > 5
     bounds = [(tokens[first].start, tokens[end - 1].end) for first, end in sentence_ranges(text, tokens)]
     one_by_one = fp32_tagger.tag([text[start:end] for start, end in bounds])
-    shifted = [(start + e.start, start + e.end, e.label) for (start, _), entities in zip(bounds, one_by_one) for e in entities]
+    shifted = [(start + e.start, start + e.end, e.label) for (start, _), entities in zip(bounds, one_by_one, strict=True) for e in entities]
     (whole,) = fp32_tagger.tag([text])
     assert [(e.start, e.end, e.label) for e in whole] == shifted
 
@@ -258,7 +258,7 @@ def test_an_export_without_a_prior_decodes_with_the_iob2_constraints_only(broken
     edit_config(broken_dir, tag_transitions=None)
     older = Tagger.load(broken_dir)
     assert older.metadata["decoding"] == "viterbi, IOB2 constraints only"
-    for text, entities in zip(SEED_TEXTS, older.tag(SEED_TEXTS)):
+    for text, entities in zip(SEED_TEXTS, older.tag(SEED_TEXTS), strict=True):
         assert_well_formed(text, entities)
 
 

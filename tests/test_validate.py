@@ -22,7 +22,7 @@ def run_validate(tmp_path, *lines):
 
 
 @pytest.mark.parametrize(
-    "bad_span, reason",
+    ("bad_span", "reason"),
     [
         (span(35, 60, "DATE", "أمس"), "span 35-60 DATE: out of range"),
         (span(18, 24, "GPE", "موسكو"), "span 18-24 GPE: text 'موسكو' differs from text[18:24] = 'وموسكو'"),

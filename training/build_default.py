@@ -34,9 +34,9 @@ import json
 import sys
 import time
 import tomllib
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Sequence
 
 from serving.annotation import read_documents
 from serving.spans import tag_ranges
@@ -235,7 +235,7 @@ def title_led_persons(documents, predicted: Sequence[Sequence[str]], title_map) 
     from serving.text import segment_words
 
     led = total = 0
-    for document, tags in zip(documents, predicted):
+    for document, tags in zip(documents, predicted, strict=True):
         words = segment_words(document.text)
         for first, _, label in tag_ranges(tags):
             if label == "PERS":

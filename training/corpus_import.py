@@ -22,10 +22,11 @@ fitted to our word segmentation:
 
 from __future__ import annotations
 
+import itertools
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 from serving.annotation import Document
 from serving.conll import ConllFormatError, ConllSentence, assemble_text, is_segment_marker, read_conll_sentences
@@ -123,7 +124,7 @@ class _Mention:
 def _sentence_mentions(sentence: ConllSentence, label_map: LabelMap, path: str, summary: ImportSummary) -> list[_Mention]:
     """Repair, check and decode one sentence's tags; map each entity to our label."""
     tags = []
-    for tag, line in zip(sentence.tags, sentence.token_lines):
+    for tag, line in zip(sentence.tags, sentence.token_lines, strict=True):
         if tag in label_map.tag_fixes:
             summary.tag_fixes[tag] += 1
             tag = label_map.tag_fixes[tag]
@@ -177,7 +178,7 @@ def _fit_span(text: str, tokens: Sequence[Token], start: int, end: int, mention:
 def _document(doc_id: str, sentences: Sequence[ConllSentence], mentions: Sequence[list[_Mention]], label_map: LabelMap, path: str, summary: ImportSummary) -> Document:
     """One document: the text rebuilt from its sentences' tokens, the mentions as fitted spans."""
     owners = []
-    for sentence, sentence_mentions in zip(sentences, mentions):
+    for sentence, sentence_mentions in zip(sentences, mentions, strict=True):
         owner: list[int | None] = [None] * len(sentence.tokens)
         for number, mention in enumerate(sentence_mentions):
             owner[mention.first : mention.end] = [number] * (mention.end - mention.first)
@@ -185,9 +186,9 @@ def _document(doc_id: str, sentences: Sequence[ConllSentence], mentions: Sequenc
     text, offsets = assemble_text([s.tokens for s in sentences], label_map.reader.glue, strip_marks=True, mentions=owners)
     tokens = segment_words(text)
     summary.invisible_marks_removed += sum(len(t) - len(strip_invisible(t)) for s in sentences for t in s.tokens)
-    summary.clitics_attached += sum(previous[1] == current[0] for token_offsets in offsets for previous, current in zip(token_offsets, token_offsets[1:]))
+    summary.clitics_attached += sum(previous[1] == current[0] for token_offsets in offsets for previous, current in itertools.pairwise(token_offsets))
     spans = []
-    for token_offsets, sentence_mentions in zip(offsets, mentions):
+    for token_offsets, sentence_mentions in zip(offsets, mentions, strict=True):
         for mention in sentence_mentions:
             start, end = token_offsets[mention.first][0], token_offsets[mention.end - 1][1]
             if start >= end:

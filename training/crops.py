@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import random
 import unicodedata
-from typing import Sequence
+from collections.abc import Sequence
 
 from serving.spans import split_tag, tag_ranges
 

@@ -9,12 +9,12 @@ reported with their mean and standard deviation (sample std, n - 1; 0 for a sing
 from __future__ import annotations
 
 import statistics
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 from serving.annotation import Document
 
-from .scoring import entity_report, entity_scores, gold_tags, report_text
 from .predict import WordPredictor
+from .scoring import entity_report, entity_scores, gold_tags, report_text
 
 # Trains on the given documents (fold number given for naming work directories); returns an object
 # with .model, .tokenizer and .is_main_process, such as training.train.TrainedModel.
@@ -41,7 +41,7 @@ def summarise(document_ids: Sequence[str], gold: Sequence[Sequence[str]], predic
     ([1.0, 0.0], 0.5, 0.6666666666666666, ['O'])
     """
     folds = []
-    for document_id, gold_sequence, predicted_sequence in zip(document_ids, gold, predicted):
+    for document_id, gold_sequence, predicted_sequence in zip(document_ids, gold, predicted, strict=True):
         scores = entity_scores([gold_sequence], [predicted_sequence])
         # The held-out predictions are kept: they are the only honest ones for error analysis.
         folds.append({"document_id": document_id, **scores, "support": sum(t.startswith("B-") for t in gold_sequence), "predicted_tags": list(predicted_sequence)})

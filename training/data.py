@@ -17,8 +17,8 @@ on the shared core so training sees words exactly as serving does:
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from serving.annotation import Document, Problem, read_documents, validate_file
 from serving.encoding import encode_segment, subword_ids_per_word
@@ -153,7 +153,7 @@ def encode_examples(
                 if source.position >= 0:
                     labels[source.window][source.position] = masks[word]
                     words[source.window][source.position] = word
-        for encoded, window_labels, window_words in zip(windows, labels, words):
+        for encoded, window_labels, window_words in zip(windows, labels, words, strict=True):
             examples.append(
                 {
                     "input_ids": encoded.input_ids,

@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Sequence
 
 from serving.annotation import Document
 from serving.text import fold_marks_and_alef
@@ -137,7 +137,7 @@ def without_dev_text(documents: Sequence[Document], dev_prints: set[int]) -> tup
 
 def draw_rank(seed: int, source: str, document_id: str) -> str:
     """The sort key of the seeded draw: stable across file orders, machines and Python versions."""
-    return hashlib.sha256(f"{seed}:{source}:{document_id}".encode("utf-8")).hexdigest()
+    return hashlib.sha256(f"{seed}:{source}:{document_id}".encode()).hexdigest()
 
 
 def dev_count(documents: int, fraction: float) -> int:

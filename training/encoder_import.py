@@ -43,10 +43,10 @@ import struct
 import subprocess
 import sys
 import zipfile
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import numpy as np
 
@@ -484,7 +484,7 @@ def import_encoder(
     arabic = sum(1 for piece in e5.pieces if is_arabic_piece(piece))
 
     card_facts = {
-        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
+        "date": datetime.now(UTC).strftime("%Y-%m-%d"),
         "model_wheel": asdict(model_wheel_pin),
         "tokenizer_wheel": asdict(tokenizer_wheel_pin),
         "sizes": asdict(e5.sizes),

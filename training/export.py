@@ -32,17 +32,18 @@ import sys
 import tempfile
 import time
 import warnings
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from serving.annotation import read_documents
 from serving.tagger import CONFIG_FILE, MODEL_FILE, TOKENIZER_FILE, Entity, RuntimeConfig, Tagger, default_thread_count
 
 from .data import default_overlap, usable_max_length
+from .model_dir import TRAINED_TEXTS_FILE, publish
 from .modelcard import file_sha256, human_size, json_text, runtime_card
 from .predict import saved_max_length
-from .model_dir import TRAINED_TEXTS_FILE, publish
 from .quantize import quantize_int8
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -221,7 +222,7 @@ def describe_normalizer(tokenizer_json: dict[str, Any]) -> str:
         if kind == "Replace":
             pattern = step.get("pattern", {})
             # ascii(): Arabic marks in a pattern are invisible or reorder the line when printed as is.
-            what = f"regex {ascii(pattern['Regex'])}" if "Regex" in pattern else f"string {ascii(pattern.get('String'))}"
+            what = f"regex {pattern['Regex']!a}" if "Regex" in pattern else f"string {pattern.get('String')!a}"
             parts.append(f"remove {what}" if step.get("content") == "" else f"replace {what} with {step.get('content')!r}")
         else:
             flags = [name for name in ("lowercase", "strip_accents") if step.get(name)]

@@ -69,7 +69,7 @@ def normalise_word(word: str) -> str:
 class ReaderSettings:
     """How a corpus's CoNLL files are laid out and grouped into documents."""
 
-    layout: ConllLayout = ConllLayout()
+    layout: ConllLayout = field(default_factory=ConllLayout)
     scheme: str = "iob2"
     document_sentences: int = 0
     glue: CliticGlue | None = None
@@ -112,7 +112,7 @@ def identity_map(source: str = "conll", annotated: tuple[str, ...] = ENTITY_LABE
 
 
 def _expect(value: Any, kind: type | tuple[type, ...], where: str) -> Any:
-    if not isinstance(value, kind) or isinstance(value, bool) and kind is int:
+    if not isinstance(value, kind) or (isinstance(value, bool) and kind is int):
         names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
         raise LabelMapError(f"{where}: expected {names}, got {type(value).__name__} {value!r}")
     return value
@@ -206,7 +206,7 @@ def _read_toml(path: Path, seen: tuple[Path, ...] = ()) -> dict:
     parent = path.parent / _expect(data.pop("extends"), str, f"{path}: extends")
     if parent.resolve() in seen:
         raise LabelMapError(f"{path}: extends {parent}, which extends it back")
-    merged = _read_toml(parent, seen + (path.resolve(),))
+    merged = _read_toml(parent, (*seen, path.resolve()))
     for key, value in data.items():
         merged[key] = {**merged[key], **value} if isinstance(value, dict) and isinstance(merged.get(key), dict) else value
     return merged

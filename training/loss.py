@@ -16,7 +16,7 @@ when tag t is allowed); -100 marks positions the loss skips, as for plain cross-
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from transformers import Trainer

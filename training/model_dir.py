@@ -11,8 +11,8 @@ import hashlib
 import json
 import os
 import shutil
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 from serving.annotation import atomic_write_text, mode_under_umask
 

@@ -18,8 +18,9 @@ import json
 import os
 import subprocess
 from collections import Counter
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 from serving.annotation import Document
 from serving.schema import ENTITY_LABELS, LABEL_DESCRIPTIONS, label_members
@@ -721,14 +722,14 @@ def write_training_curve(log_history: Sequence[dict], path: str | os.PathLike) -
     figure, (loss_axis, f1_axis) = plt.subplots(1, 2, figsize=(10, 4))
     for name in ("train loss", "dev loss"):
         if curves[name]:
-            loss_axis.plot(*zip(*curves[name]), marker=".", label=name)
+            loss_axis.plot(*zip(*curves[name], strict=True), marker=".", label=name)
     loss_axis.set(xlabel="epoch", ylabel="loss (log scale)", title="loss", yscale="log")
     loss_axis.legend()
     if curves["dev F1"]:
         for name, points in curves.items():
             if name.startswith("dev F1 "):
-                f1_axis.plot(*zip(*points), linewidth=1, alpha=0.7, label=name.removeprefix("dev F1 "))
-        f1_axis.plot(*zip(*curves["dev F1"]), marker=".", color="black", linewidth=2, label="mean")
+                f1_axis.plot(*zip(*points, strict=True), linewidth=1, alpha=0.7, label=name.removeprefix("dev F1 "))
+        f1_axis.plot(*zip(*curves["dev F1"], strict=True), marker=".", color="black", linewidth=2, label="mean")
         f1_axis.set_ylim(0, 1)
         f1_axis.legend(fontsize="small")
     else:

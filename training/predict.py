@@ -9,7 +9,7 @@ model makes.
 
 from __future__ import annotations
 
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 import torch
@@ -73,7 +73,7 @@ class WordPredictor:
         self.model.eval()
         try:
             for batch in _progress(batches, progress, "predicting"):
-                for index, rows in zip(batch, self._run([windows[i] for i in batch])):
+                for index, rows in zip(batch, self._run([windows[i] for i in batch]), strict=True):
                     window_rows[index] = rows
         finally:
             self.model.train(was_training)

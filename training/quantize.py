@@ -18,9 +18,9 @@ measured). With the rewrite the shipped 6-layer model runs at the dynamic graph'
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 
@@ -114,7 +114,7 @@ def activation_ranges(
     highs = dict.fromkeys(tensors, -np.inf)
     for input_ids, attention_mask in batches:
         real = attention_mask.astype(bool)
-        for name, values in zip(tensors, session.run(tensors, {"input_ids": input_ids, "attention_mask": attention_mask})):
+        for name, values in zip(tensors, session.run(tensors, {"input_ids": input_ids, "attention_mask": attention_mask}), strict=True):
             lows[name] = min(lows[name], float(values[real].min()))
             highs[name] = max(highs[name], float(values[real].max()))
     if any(np.isinf(low) for low in lows.values()):

@@ -9,8 +9,8 @@ FAC accepts any of the three where it marked a LOC.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Sequence
 
 from seqeval.metrics import classification_report, f1_score, precision_score, recall_score
 from seqeval.scheme import IOB2, Entities
@@ -182,7 +182,7 @@ def scorings_by_source(documents: Sequence[Document], sources: Sequence[str]) ->
     scorings = {}
     for name in dict.fromkeys(sources):
         try:
-            scorings[name] = scoring_of_documents([d for d, source in zip(documents, sources) if source == name])
+            scorings[name] = scoring_of_documents([d for d, source in zip(documents, sources, strict=True) if source == name])
         except ValueError as exc:
             raise ValueError(f"source {name!r}: {exc}") from None
     return scorings
@@ -194,7 +194,7 @@ def scored_by_source(
     """``{source: (gold, predicted)}``: the tag sequences of each source, rewritten by
     ``scored_tags`` to score only what that source annotates."""
     grouped: dict[str, tuple[list[list[str]], list[list[str]]]] = {name: ([], []) for name in scorings}
-    for source, gold_tags_, predicted_tags in zip(sources, gold, predicted):
+    for source, gold_tags_, predicted_tags in zip(sources, gold, predicted, strict=True):
         scored_gold, scored_predicted = scored_tags(gold_tags_, predicted_tags, scorings[source])
         grouped[source][0].append(scored_gold)
         grouped[source][1].append(scored_predicted)
@@ -210,7 +210,7 @@ def scored_documents(
     Raises ValueError naming a source whose documents disagree on what they annotate.
     """
     scorings = scorings_by_source(documents, sources)
-    pairs = [scored_tags(g, p, scorings[source]) for g, p, source in zip(gold, predicted, sources)]
+    pairs = [scored_tags(g, p, scorings[source]) for g, p, source in zip(gold, predicted, sources, strict=True)]
     return [g for g, _ in pairs], [p for _, p in pairs]
 
 
@@ -223,7 +223,7 @@ def reports_by_source(sources: Sequence[str], gold: Sequence[Sequence[str]], pre
     {'a': 1.0, 'b': 0.0, 'all': 0.6666666666666666}
     """
     reports = {
-        name: entity_report([g for g, source in zip(gold, sources) if source == name], [p for p, source in zip(predicted, sources) if source == name], strict)
+        name: entity_report([g for g, source in zip(gold, sources, strict=True) if source == name], [p for p, source in zip(predicted, sources, strict=True) if source == name], strict)
         for name in dict.fromkeys(sources)
     }
     reports["all"] = entity_report(gold, predicted, strict)

@@ -8,8 +8,9 @@ trained on the training texts. It is only ever used when asked for (``--from-scr
 from __future__ import annotations
 
 import heapq
+import itertools
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
-from typing import Iterable
 
 from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
 
@@ -95,7 +96,7 @@ def learn_wordpiece_vocab(word_counts: dict[str, int], vocab_size: int) -> list[
     pair_counts: dict[tuple[str, str], int] = {}
     words_with_pair: dict[tuple[str, str], set[str]] = {}
     for word, pieces in splits.items():
-        for pair in zip(pieces, pieces[1:]):
+        for pair in itertools.pairwise(pieces):
             pair_counts[pair] = pair_counts.get(pair, 0) + word_counts[word]
             words_with_pair.setdefault(pair, set()).add(word)
     # A heap of (-count, pair); entries whose count has changed since are skipped when popped.
@@ -109,11 +110,11 @@ def learn_wordpiece_vocab(word_counts: dict[str, int], vocab_size: int) -> list[
         changed: set[tuple[str, str]] = set()
         for word in sorted(words_with_pair.pop(best)):
             old = splits[word]
-            for pair in zip(old, old[1:]):
+            for pair in itertools.pairwise(old):
                 pair_counts[pair] -= word_counts[word]
                 changed.add(pair)
             splits[word] = new = _merge_symbols(old, best, merged)
-            for pair in zip(new, new[1:]):
+            for pair in itertools.pairwise(new):
                 pair_counts[pair] = pair_counts.get(pair, 0) + word_counts[word]
                 words_with_pair.setdefault(pair, set()).add(word)
                 changed.add(pair)

@@ -28,9 +28,9 @@ from __future__ import annotations
 
 import random
 import tomllib
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Sequence
 
 from serving.annotation import Document
 from serving.schema import known_labels
@@ -186,7 +186,7 @@ def recipe_from_files(paths: Sequence[str], dev_fraction: float = 0.0, seed: int
     repeated = sorted({name for name in names if names.count(name) > 1})
     if repeated:
         raise RecipeError(f"--data: two files are named {', '.join(repeated)}; use a recipe file to name the sources")
-    return Recipe(tuple(Source(name, path, 1.0, dev_fraction) for name, path in zip(names, paths)), seed)
+    return Recipe(tuple(Source(name, path, 1.0, dev_fraction) for name, path in zip(names, paths, strict=True)), seed)
 
 
 def weighted_copies(items: Sequence, weight: float, rng: random.Random) -> list:

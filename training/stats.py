@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from serving.annotation import Document, read_documents
 from serving.schema import ENTITY_LABELS, label_members
 from serving.spans import Span  # noqa: F401  (the docstring examples build spans)
-from training.modelcard import table_cell
 from training.dev_splits import normalised_text
+from training.modelcard import table_cell
 
 
 def count_table(documents: list[Document]) -> str:
