@@ -35,6 +35,8 @@ from .label_maps import SCHEMES, SEPARATORS, LabelMapError, identity_map, load_l
 
 FORMATS = ("jsonl", "labelstudio", "doccano", "conll")
 
+PROG = "python -m training.convert"  # the name in its usage line (arabic-ner passes its own)
+
 
 def read_any(path: str, fmt: str, use_predictions: bool = False) -> list[Document]:
     """Read documents from ``path`` in ``fmt`` (jsonl, labelstudio or doccano)."""
@@ -76,8 +78,8 @@ def write_any(path: str, fmt: str, documents: list[Document]) -> None:
         raise ValueError(f"cannot write format {fmt!r}; writable: {', '.join(FORMATS)}")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m training.convert", description=__doc__.splitlines()[0])
+def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
     parser.add_argument("--from", dest="source_format", choices=FORMATS, required=True)
     parser.add_argument("--to", dest="target_format", choices=FORMATS, default="jsonl", help="(default %(default)s)")
     parser.add_argument("--use-predictions", action="store_true", help="Label Studio: take predictions, not annotations")
@@ -113,8 +115,8 @@ def read_conll_corpus(args: argparse.Namespace, inputs: list[str]) -> list[Docum
     return documents
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+def main(argv: list[str] | None = None, prog: str = PROG) -> int:
+    parser = build_parser(prog)
     args = parser.parse_args(argv)
     if len(args.paths) < 2:
         parser.error("give the input file(s), then the output file")

@@ -83,6 +83,8 @@ LABEL_MAPS: dict[str, dict[str, str | None]] = {
     },
 }
 
+PROG = "python -m training.evaluate"  # the name in its usage line (arabic-ner passes its own)
+
 
 class EvaluationError(ValueError):
     """Input that cannot be evaluated (unreadable gold data, unmapped labels, misaligned spans)."""
@@ -276,9 +278,9 @@ def errors_tsv(errors: Sequence[EntityError]) -> str:
 # Command line
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m training.evaluate",
+        prog=prog,
         description="Entity-level precision/recall/F1 (seqeval) of a model on annotated data, with an errors file.",
     )
     parser.add_argument("--model", required=True, help="PyTorch model directory, or ONNX directory (with model.onnx)")
@@ -379,8 +381,8 @@ def evaluate(args: argparse.Namespace) -> dict:
     return summary
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def main(argv: list[str] | None = None, prog: str = PROG) -> int:
+    args = build_parser(prog).parse_args(argv)
     try:
         evaluate(args)
     except EvaluationError as exc:

@@ -77,6 +77,8 @@ MINHASH_BANDS = 8  # 8 bands of 8 rows: a line sharing 80% of its trigrams is ca
 _MERSENNE_PRIME = (1 << 31) - 1
 DATA_FORMAT_VERSION = 1
 
+PROG = "python -m training.pretrain"  # the name in its usage line (arabic-ner passes its own)
+
 
 class TextInputError(ValueError):
     """A text file that cannot be read; the message names the file (and line)."""
@@ -487,8 +489,8 @@ def masked_positions_bert(config_or_model):
 PRETRAIN_SIZES = ScratchSizes(vocab_size=24000, hidden_size=256, num_hidden_layers=4, num_attention_heads=4, intermediate_size=1024, max_position_embeddings=128)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m training.pretrain", description="Masked-language-model pre-training of a BERT encoder.")
+def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog, description="Masked-language-model pre-training of a BERT encoder.")
     parser.add_argument("--recipe", metavar="TOML", help="a recipe whose [pretraining] table sets any of the options below (option names with _ for -); options given here override it")
     parser.add_argument("--text", nargs="+", required=True, metavar="FILE", help="text files: .txt, .txt.xz or annotation .jsonl")
     parser.add_argument("--exclude-overlap", nargs="+", default=[], metavar="FILE", help=f"documents never to pre-train on (dev sets): text lines sharing a run of {OVERLAP_NGRAM} words with them are held out")
@@ -872,9 +874,9 @@ def recipe_defaults(parser: argparse.ArgumentParser, path: str) -> dict:
     return table
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, prog: str = PROG) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    parser = build_parser()
+    parser = build_parser(prog)
     recipe = parser.parse_known_args(argv)[0].recipe
     if recipe:
         try:

@@ -68,6 +68,9 @@ from .scratch import ScratchSizes, add_size_arguments, build_scratch_model, chec
 from .sources import Recipe, RecipeError, check_setting, load_recipe, recipe_from_files, weighted_copies
 from .dev_splits import SourceSplit, move_to_dev, split_record
 
+PROG = "python -m training.train"  # the name in its usage line (arabic-ner passes its own)
+
+
 class ArgumentError(ValueError):
     """Command-line values that contradict the data (unknown dev ids, say)."""
 
@@ -126,7 +129,7 @@ class TrainJob:
     @property
     def command(self) -> str:
         """The run as a command, as the card records it and a build logs it."""
-        return "python -m training.train " + shlex.join(self.argv)
+        return f"{PROG} " + shlex.join(self.argv)
 
 
 @dataclass
@@ -402,9 +405,9 @@ def write_model_dir(staging: Path, trained: TrainedModel, info: dict) -> None:
 # Command line
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m training.train",
+        prog=prog,
         description="Fine-tune a BERT-family encoder for Arabic NER on annotation JSONL files.",
     )
     data = parser.add_mutually_exclusive_group(required=True)
@@ -735,9 +738,9 @@ def job_from_args(args: argparse.Namespace, argv: Sequence[str]) -> TrainJob:
     return TrainJob(recipe, Path(args.output), source, settings, dev_ids, cv_source, args.cv_folds, not args.no_progress, tuple(argv))
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, prog: str = PROG) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    parser = build_parser()
+    parser = build_parser(prog)
     args = parser.parse_args(argv)
     _check_arguments(parser, args)
     try:
