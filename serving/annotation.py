@@ -23,7 +23,7 @@ import tempfile
 import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Iterable, Iterator, Sequence
 
 from .schema import ENTITY_LABELS, known_labels, label_members
 from .spans import Span
@@ -64,6 +64,14 @@ class Problem:
 
     def __str__(self) -> str:
         return f"{self.path}:{self.line}: {self.message}" if self.line else f"{self.path}: {self.message}"
+
+
+class InvalidDataError(ValueError):
+    """Annotations that failed validation; ``problems`` holds every message."""
+
+    def __init__(self, path: str, problems: Sequence[Problem]):
+        self.problems = list(problems)
+        super().__init__(f"{path}: {len(self.problems)} problem(s)\n" + "\n".join(str(p) for p in self.problems))
 
 
 def _require(obj: dict, key: str, kind: type, where: str):

@@ -38,13 +38,12 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Sequence
 
-from serving.annotation import read_documents
+from serving.annotation import InvalidDataError, read_documents
 from serving.schema import ENTITY_LABELS, label_members
 from serving.spans import tag_ranges
 
 from . import export, train
 from .base_model import BaseModelError
-from .data import InvalidDataError
 from .label_maps import load_label_map
 from .modelcard import file_sha256, json_text, render_model_card, table_cell
 from .scoring import entity_report, gold_tags

@@ -48,7 +48,7 @@ from datasets import Dataset
 from transformers import DataCollatorForTokenClassification, EarlyStoppingCallback, TrainingArguments
 from transformers.training_args import ParallelMode
 
-from serving.annotation import Document, atomic_write_text
+from serving.annotation import Document, InvalidDataError, atomic_write_text
 from serving.decoding import count_transitions, transition_probabilities
 from serving.schema import BIO_TAGS, ENTITY_LABELS
 from serving.text import segment_words
@@ -57,7 +57,7 @@ from serving.word_reader import WordDecoder, make_decoder, read_words
 from .base_model import DEFAULT_BASE_MODEL, BaseModelError, load_pretrained, randomly_initialised
 from .crops import crops_for_document
 from .cv import cross_validate
-from .data import InvalidDataError, Segment, default_overlap, document_segments, encode_examples, usable_max_length
+from .data import Segment, default_overlap, document_segments, encode_examples, usable_max_length
 from .hardware import PRECISIONS, device_name, trainer_device_arguments
 from .loss import LOSSES, PartialLabelTrainer
 from .model_dir import last_complete_checkpoint, publish, staging_dir_for, write_trained_texts
