@@ -21,7 +21,7 @@ import json
 import os
 import tempfile
 import unicodedata
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -64,6 +64,14 @@ class Problem:
 
     def __str__(self) -> str:
         return f"{self.path}:{self.line}: {self.message}" if self.line else f"{self.path}: {self.message}"
+
+
+class InvalidDataError(ValueError):
+    """Annotations that failed validation; ``problems`` holds every message."""
+
+    def __init__(self, path: str, problems: Sequence[Problem]):
+        self.problems = list(problems)
+        super().__init__(f"{path}: {len(self.problems)} problem(s)\n" + "\n".join(str(p) for p in self.problems))
 
 
 def _require(obj: dict, key: str, kind: type, where: str):

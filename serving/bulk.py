@@ -72,6 +72,8 @@ ENTITY_TYPE = pa.struct(
 )
 OUTPUT_SCHEMA = pa.schema([("id", pa.string()), ("entities", pa.list_(ENTITY_TYPE)), ("model", pa.string()), ("model_version", pa.string())])
 
+PROG = "python -m serving.bulk"  # the name in its usage line (arabic-ner passes its own)
+
 
 class BulkError(Exception):
     """A run that cannot start or go on: bad inputs, options or output directory."""
@@ -492,8 +494,8 @@ def summarize(output: Path, blocks: Sequence[Block]) -> tuple[int, int, int]:
     return tuple(sum(marker[key] for marker in markers.values()) for key in ("read", "tagged", "errors"))
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m serving.bulk", description=__doc__.splitlines()[0])
+def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
     parser.add_argument("inputs", nargs="+", metavar="INPUT", help=".jsonl, .parquet or .txt files, folders of them, or globs")
     parser.add_argument("--output", required=True, type=Path, metavar="DIR", help="output folder (created; a folder of this command's resumes)")
     parser.add_argument("--model", type=Path, metavar="DIR", default=Path(os.environ.get("NER_MODEL_DIR", "models/default")), help="exported model (default: $NER_MODEL_DIR or models/default)")
@@ -513,10 +515,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, prog: str = PROG) -> int:
     """Exit status: 0 all tagged; 3 some records are errors (0 with --allow-errors); 1 the run failed."""
     try:
-        args = build_parser().parse_args(argv)
+        args = build_parser(prog).parse_args(argv)
     except SystemExit as exc:
         return EXIT_FAILED if exc.code else EXIT_OK
     progress = not args.no_progress

@@ -4,8 +4,8 @@
     arabic-ner train --data annotations/seeds.jsonl ...      # = python -m training.train ...
     arabic-ner serve --model models/default --port 3000      # bentoml serve serving.service:NERService
 
-The arguments after the subcommand go to the module's own ``main`` unchanged, so
-``arabic-ner SUB --help`` prints that module's options. Modules are imported only when their
+The arguments after the subcommand go to the module's own ``main`` unchanged, with the program
+name ``arabic-ner SUB`` for its usage line, so ``arabic-ner SUB --help`` prints that module's options. Modules are imported only when their
 subcommand runs: a serving-only install (the ``serve`` extra) runs ``tag`` and ``serve``, and says
 which extra to install for the others; nothing here imports torch, transformers or training at
 import time (serving/ never does).
@@ -17,14 +17,15 @@ import argparse
 import importlib
 import os
 import sys
-from typing import NamedTuple, NoReturn, Sequence
+from collections.abc import Sequence
+from typing import NamedTuple, NoReturn
 
 
 class Subcommand(NamedTuple):
     module: str
     extra: str  # the pyproject extra that installs what the module imports
     summary: str
-    function: str = "main"  # the module's ``function(argv) -> int`` runs the subcommand
+    function: str = "main"  # the module's ``function(argv, prog) -> int`` runs the subcommand, named ``prog``
 
 
 SUBCOMMANDS: dict[str, Subcommand] = {
@@ -54,8 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def serve_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="arabic-ner serve", description=SUBCOMMANDS["serve"].summary)
+def serve_parser(prog: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog, description=SUBCOMMANDS["serve"].summary)
     parser.add_argument("--model", default=os.environ.get("NER_MODEL_DIR", "models/default"), help="exported model directory (sets NER_MODEL_DIR; default %(default)s)")
     parser.add_argument("--host", default="0.0.0.0", help="address to listen on (default %(default)s)")
     parser.add_argument("--port", type=int, default=3000, help="port (default %(default)s)")
@@ -81,12 +82,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    return getattr(module, command.function)(rest)
+    return getattr(module, command.function)(rest, prog=f"arabic-ner {name}")
 
 
-def serve(argv: Sequence[str]) -> NoReturn:
+def serve(argv: Sequence[str], prog: str) -> NoReturn:
     """``arabic-ner serve``: this process becomes ``bentoml serve`` (it does not return)."""
-    args = serve_parser().parse_args(argv)
+    args = serve_parser(prog).parse_args(argv)
     os.environ["NER_MODEL_DIR"] = args.model
     command = [sys.executable, "-m", "bentoml", "serve", "serving.service:NERService", "--host", args.host, "--port", str(args.port)]
     os.execv(sys.executable, command)  # the service reads NER_MODEL_DIR and stops at once, naming it, if it holds no model

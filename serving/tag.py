@@ -33,6 +33,8 @@ FORMATS = ("jsonl", "labelstudio", "conll")
 DOCUMENTS_PER_CALL = 16
 SCORE_DECIMALS = 4
 
+PROG = "python -m serving.tag"  # the name in its usage line (arabic-ner passes its own)
+
 
 def read_input_file(path: Path) -> list[Document]:
     """Documents of one input file: a .jsonl annotation file, or any other file as one text."""
@@ -116,8 +118,8 @@ def positive_int(value: str) -> int:
     return number
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m serving.tag", description=__doc__.splitlines()[0])
+def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
     parser.add_argument("files", nargs="*", type=Path, metavar="FILE", help=".txt or .jsonl files (default: standard input)")
     parser.add_argument("--model", required=True, type=Path, metavar="DIR", help="runtime directory from python -m training.export")
     parser.add_argument("--format", choices=FORMATS, default="jsonl", help="output format (default: jsonl)")
@@ -128,8 +130,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def main(argv: list[str] | None = None, prog: str = PROG) -> int:
+    args = build_parser(prog).parse_args(argv)
     # Arabic text in and out whatever the terminal's locale says.
     for stream in (sys.stdin, sys.stdout):
         if isinstance(stream, io.TextIOWrapper):

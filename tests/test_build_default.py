@@ -9,6 +9,7 @@ from serving.annotation import Document, write_documents
 from serving.spans import Span
 from training.build_default import dev_agreement, stage_fingerprint, stage_job
 from training.modelcard import MAP_DECISIONS, label_decisions, pull_tables
+from training.train import CrossValidation
 
 
 def _stage(tmp_path: Path) -> tuple[Path, Path]:
@@ -110,7 +111,15 @@ def test_each_kind_of_base_takes_its_schedule(tmp_path):
     assert (own.settings.learning_rate, own.settings.epochs, own.settings.batch_size) == (5e-4, 8.0, 32)  # the recipe's table
     assert "--learning-rate" not in own.argv
     stage2 = stage_job(STAGE2_RECIPE, hub, tmp_path / "out", "stage2", cv=True)
-    assert (stage2.settings.learning_rate, stage2.cv_source, stage2.argv[-2:]) == (2e-5, "seeds", ("--cv-source", "seeds"))
+    assert (stage2.settings.learning_rate, stage2.cv, stage2.argv[-2:]) == (2e-5, CrossValidation("seeds"), ("--cv-source", "seeds"))
+
+
+def test_a_build_job_runs_the_encoder_arm_first_then_the_compared_bases():
+    from training.build_default import Arm, BuildJob
+
+    job = BuildJob("models/arabic-bert-small", compare=("none", "models/other"))
+    assert job.arms == [Arm("encoder", "models/arabic-bert-small"), Arm("no-pretraining", "models/arabic-bert-small", random_init=True), Arm("base-2", "models/other")]
+    assert BuildJob("models/arabic-bert-small").arms == [Arm("encoder", "models/arabic-bert-small")]
 
 
 def test_the_card_gets_the_probe_scored_by_the_serving_runtime(tiny_onnx_dir, tmp_path):

@@ -12,9 +12,9 @@ import pytest
 from serving.annotation import Document, read_documents, write_documents
 from serving.spans import Span, tags_to_spans
 from tests.fixtures_training import SEEDS
-from training.evaluate import ERROR_CONTEXT_CHARS, LABEL_MAPS, EvaluationError, main, map_label, map_tags
-from training.scoring import entity_report, entity_scores
+from training.evaluate import ERROR_CONTEXT_CHARS, LABEL_MAPS, EvaluationError, EvaluationJob, evaluate, main, map_label, map_tags
 from training.predict import load_predictor
+from training.scoring import entity_report, entity_scores
 
 DATA = Path(__file__).parent / "data"
 
@@ -56,11 +56,11 @@ def test_cli_scores_and_lists_every_error_with_context(tiny_model_dir, tmp_path)
     dropped, relabelled = predicted[0], predicted[1]
     other_label = "EVENT" if relabelled.label != "EVENT" else "FAC"
     # A word outside every predicted entity becomes a gold entity the model misses.
-    missed = next(token for token, tag in zip(tokens, tags) if tag == "O" and token.text.isalpha())
+    missed = next(token for token, tag in zip(tokens, tags, strict=True) if tag == "O" and token.text.isalpha())
     gold = Document(
         document.id,
         document.text,
-        predicted[2:] + [Span(relabelled.start, relabelled.end, other_label, relabelled.text), Span(missed.start, missed.end, "DATE", missed.text)],
+        [*predicted[2:], Span(relabelled.start, relabelled.end, other_label, relabelled.text), Span(missed.start, missed.end, "DATE", missed.text)],
     )
     gold_path = tmp_path / "gold.jsonl"
     write_documents(gold_path, [gold])
@@ -179,6 +179,19 @@ def test_cli_rejects_invalid_gold_data(tiny_model_dir, tmp_path, capsys):
     assert main(["--model", str(tiny_model_dir), "--data", str(bad), "--output-dir", str(tmp_path / "out")]) == 1
     assert f"{bad}:1: span 4-9 CITY: unknown label" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_an_evaluation_job_writes_and_returns_what_the_command_does(tiny_onnx_fp32_dir, tmp_path):
+    """``evaluate(job)``, the function the command runs: the same files, and report.json's record as its value."""
+    summary = evaluate(EvaluationJob(str(tiny_onnx_fp32_dir), (str(SEEDS),), label_map="conll4", output_dir=tmp_path / "job"))
+    assert main(["--model", str(tiny_onnx_fp32_dir), "--data", str(SEEDS), "--label-map", "conll4", "--output-dir", str(tmp_path / "cli")]) == 0
+    for name in ("report.txt", "report.json", "errors.tsv"):
+        assert (tmp_path / "job" / name).read_text(encoding="utf-8") == (tmp_path / "cli" / name).read_text(encoding="utf-8"), name
+    assert summary == json.loads((tmp_path / "job" / "report.json").read_text(encoding="utf-8"))
+    assert (summary["label_map"], summary["data"], summary["documents"]) == ("conll4", [str(SEEDS)], 5)
+    with pytest.raises(EvaluationError, match="'conll5' is neither a file nor a built-in map"):
+        evaluate(EvaluationJob(str(tiny_onnx_fp32_dir), (str(SEEDS),), label_map="conll5", output_dir=tmp_path / "refused"))
+    assert not (tmp_path / "refused").exists()
 
 
 def test_onnx_export_scores_like_the_pytorch_model(tiny_model_dir, tiny_onnx_fp32_dir, tmp_path):

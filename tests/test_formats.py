@@ -7,11 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from serving.annotation import AnnotationFormatError, Document, read_documents
+from serving.annotation import AnnotationFormatError, Document, InvalidDataError, read_documents
 from serving.conll import ConllFormatError, conll_sentences_to_document, document_to_conll, parse_conll
 from serving.interchange import from_doccano, from_label_studio, to_doccano, to_label_studio
 from serving.spans import Span, spans_to_tags
 from serving.text import segment_words
+from training.convert import ConvertJob, ReaderOverrides, convert
 
 ROOT = Path(__file__).resolve().parents[1]
 SEEDS = ROOT / "annotations" / "seeds.jsonl"
@@ -92,3 +93,27 @@ def test_convert_cli_round_trip_and_refuses_invalid_imports(tmp_path):
     assert result.returncode == 1
     assert "span 5-10 GPE: not on word boundaries" in result.stderr
     assert not (tmp_path / "out.jsonl").exists()
+
+
+def test_convert_job_writes_only_clean_documents(tmp_path):
+    """``convert(job)``, the function the command runs: the documents it wrote, or every problem and nothing written."""
+    studio = tmp_path / "tasks.json"
+    written = convert(ConvertJob((str(SEEDS),), str(studio), "jsonl", "labelstudio"))
+    assert written == read_documents(SEEDS) and len(json.loads(studio.read_text(encoding="utf-8"))) == len(written)
+
+    bad, refused = tmp_path / "bad.doccano.jsonl", tmp_path / "refused.jsonl"
+    bad.write_text(json.dumps({"id": 1, "text": "زار وموسكو", "label": [[5, 10, "GPE"]]}, ensure_ascii=False) + "\n", encoding="utf-8")
+    with pytest.raises(InvalidDataError) as caught:
+        convert(ConvertJob((str(bad),), str(refused), "doccano"))
+    assert [str(problem).split(" (")[0] for problem in caught.value.problems] == [f"{bad}:1: span 5-10 GPE: not on word boundaries"]
+    assert not refused.exists()
+
+
+def test_convert_job_reader_overrides_replace_the_default_layout(tmp_path):
+    """Tab-separated CoNLL with the tag in the middle column, read through ``ReaderOverrides``."""
+    source = tmp_path / "tabs.conll"
+    source.write_text("زار\tB-PERS\tx\nبوتين\tB-PERS\tx\nموسكو\tB-GPE\tx\n", encoding="utf-8")
+    job = ConvertJob((str(source),), str(tmp_path / "out.jsonl"), "conll", source="mine", reader=ReaderOverrides(tag_column=1, separator="tab"))
+    (document,) = convert(job)
+    assert (document.source, [(s.label, s.text) for s in document.spans]) == ("mine", [("PERS", "زار"), ("PERS", "بوتين"), ("GPE", "موسكو")])
+    assert [d.to_json() for d in read_documents(tmp_path / "out.jsonl")] == [document.to_json()]

@@ -50,7 +50,9 @@ def test_docstring_examples():
 
 
 def test_reads_txt_xz_and_jsonl_and_names_bad_input(tmp_path, text_files):
-    assert len(list(read_lines(text_files[0]))) == 300 - sum(1 for line in lzma.open(text_files[0], "rt", encoding="utf-8") if not line.strip())
+    with lzma.open(text_files[0], "rt", encoding="utf-8") as lines:
+        blank = sum(1 for line in lines if not line.strip())
+    assert len(list(read_lines(text_files[0]))) == 300 - blank
     seed_lines = list(read_lines(SEEDS))
     assert seed_lines and all(line == line.strip() and line for line in seed_lines)
     bad_json = tmp_path / "bad.jsonl"
@@ -198,28 +200,36 @@ def test_lines_sharing_text_with_dev_documents_are_held_out(tmp_path):
     assert stats.held_out_overlap == 1 and stats.files[str(raw)]["held_out_overlap"] == 1 and stats.exact_or_near_duplicates == 0
 
 
-def test_the_encoder_recipe_holds_the_shipped_encoders_settings_and_options_override_it(tmp_path):
+def test_the_encoder_recipe_holds_the_shipped_encoders_settings_and_options_override_it():
+    """A job's settings resolve as defaults, then the recipe's [pretraining] table, then the options
+    given, an option at its default value included; without a command line, ``resolve_settings``."""
     import shlex
 
-    from training.pretrain import build_parser, recipe_defaults
+    from training.pretrain import PretrainJob, PretrainSettings, build_parser, job_from_args, resolve_settings
+
+    def job(argv: list[str]) -> PretrainJob:
+        return job_from_args(build_parser().parse_args(argv), argv)
 
     recipe = "training/recipes/encoder-pretrain.toml"
-    parser = build_parser()
-    parser.set_defaults(**recipe_defaults(parser, recipe))
-    from_recipe = parser.parse_args(["--recipe", recipe, "--text", "t.txt", "--output", "o"])
-    shipped = build_parser().parse_args(shlex.split(json.loads((ROOT / "models/arabic-bert-small/pretrain_metrics.json").read_text(encoding="utf-8"))["command"])[3:])
+    from_recipe = job(["--recipe", recipe, "--text", "t.txt", "--output", "o"])
+    assert (from_recipe.text, from_recipe.output, from_recipe.command) == (("t.txt",), Path("o"), f"python -m training.pretrain --recipe {recipe} --text t.txt --output o")
+    assert from_recipe.settings == resolve_settings(recipe)
+    shipped = job(shlex.split(json.loads((ROOT / "models/arabic-bert-small/pretrain_metrics.json").read_text(encoding="utf-8"))["command"])[3:])
     settings = ("hidden_size", "layers", "heads", "intermediate_size", "vocab_size", "max_length", "batch_size", "learning_rate", "max_steps", "save_steps", "save_dtype", "seed")
-    assert {key: getattr(from_recipe, key) for key in settings} == {key: getattr(shipped, key) for key in settings}
-    overridden = parser.parse_args(["--recipe", recipe, "--text", "t.txt", "--output", "o", "--max-steps", "20"])
-    assert overridden.max_steps == 20 and overridden.hidden_size == 384
+    assert {key: getattr(from_recipe.settings, key) for key in settings} == {key: getattr(shipped.settings, key) for key in settings}
+    assert shipped.resume and not shipped.progress and shipped.settings.logging_steps == 100
+    overridden = job(["--recipe", recipe, "--text", "t.txt", "--output", "o", "--max-steps", "20", "--hidden-size", "256", "--snapshot-steps", "10", "20"]).settings
+    assert (overridden.max_steps, overridden.hidden_size, overridden.layers, overridden.snapshot_steps) == (20, PretrainSettings().hidden_size, 6, (10, 20))
+    assert job(["--text", "t.txt", "--output", "o"]).settings == resolve_settings(None) == PretrainSettings()
 
 
 @pytest.mark.parametrize(
-    "table, message",
+    ("table", "message"),
     [
         ("hiden_size = 384", r"\[pretraining\] hiden_size: unknown setting \(known: "),
         ('batch_size = "256"', r"\[pretraining\] batch_size: expected an integer, got '256'"),
         ('save_dtype = "int4"', r"\[pretraining\] save_dtype: expected one of float32, float16, got 'int4'"),
+        ('snapshot_steps = [500, "x"]', r"\[pretraining\] snapshot_steps: expected an integer, got 'x'"),
         ('output = "elsewhere"', r"\[pretraining\] output: unknown setting"),
     ],
 )

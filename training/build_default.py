@@ -38,12 +38,11 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-from serving.annotation import read_documents
+from serving.annotation import InvalidDataError, read_documents
 from serving.spans import tag_ranges
 
 from . import export, train
 from .base_model import BaseModelError
-from .data import InvalidDataError
 from .label_maps import load_label_map
 from .modelcard import (
     comparison_table,
@@ -129,7 +128,7 @@ def stage_job(recipe: str, base: str, output: Path, stage: str, random_init: boo
     argv += ["--random-init"] if random_init else []
     argv += ["--cv", "--cv-source", "seeds"] if cv else []
     source = train.ModelSource(base, random_init=random_init)
-    return train.TrainJob(loaded, output, source, settings, cv_source="seeds" if cv else None, progress=False, argv=tuple(argv))
+    return train.TrainJob(loaded, output, source, settings, cv=train.CrossValidation("seeds") if cv else None, progress=False, argv=tuple(argv))
 
 
 def train_stage(job: train.TrainJob, retrain: bool = False) -> dict:
@@ -312,16 +311,61 @@ def default_card_facts(encoder: Path, chosen: Arm, stage1: dict, stage2: dict, p
 # Command line
 
 
-def parse_arms(encoder: str, compare: str | None) -> list[Arm]:
-    """The shipped encoder's arm first, then the compared ones ("none": random weights).
+@dataclass(frozen=True)
+class BuildJob:
+    """A build of the default model: what ``python -m training.build_default`` parses its command
+    line into. ``build_default(job)`` runs it."""
 
-    >>> [(arm.name, arm.base, arm.random_init) for arm in parse_arms("models/encoder", "none,models/other")]
-    [('encoder', 'models/encoder', False), ('no-pretraining', 'models/encoder', True), ('base-2', 'models/other', False)]
-    """
-    arms = [Arm("encoder", encoder)]
-    for number, base in enumerate(filter(None, (compare or "").split(",")), start=1):
-        arms.append(Arm("no-pretraining", encoder, random_init=True) if base == "none" else Arm(f"base-{number}", base))
-    return arms
+    encoder: str  # the pre-trained encoder: a directory (make encoder) or a hub id
+    output: Path = Path("models/default")  # the runtime (ONNX) directory
+    work_dir: Path = Path("runs/default")  # the stages' PyTorch models
+    compare: tuple[str, ...] = ()  # other bases to run the recipe from: directories, or "none" (random weights)
+    retrain: bool = False  # train every stage again, even one an earlier run left
+
+    @property
+    def arms(self) -> list[Arm]:
+        """The shipped encoder's arm first, then the compared ones ("none": random weights).
+
+        >>> [(arm.name, arm.base, arm.random_init) for arm in BuildJob("models/encoder", compare=("none", "models/other")).arms]
+        [('encoder', 'models/encoder', False), ('no-pretraining', 'models/encoder', True), ('base-2', 'models/other', False)]
+        """
+        arms = [Arm("encoder", self.encoder)]
+        for number, base in enumerate(self.compare, start=1):
+            arms.append(Arm("no-pretraining", self.encoder, random_init=True) if base == "none" else Arm(f"base-{number}", base))
+        return arms
+
+
+def build_default(job: BuildJob) -> dict:
+    """Both stages from the chosen arm (after the comparison, with ``job.compare``), the card, and
+    the int8 export into ``job.output`` with the probe's section; returns the export's report.
+    Raises BuildError when a stage fails, export.ExportError when the export does."""
+    encoder, work, arms = Path(job.encoder), job.work_dir, job.arms
+    if len(arms) > 1:
+        results = {arm.name: run_arm(arm, work, cv=True, retrain=job.retrain) for arm in arms}
+        comparison = comparison_record(job.encoder, arms, results)
+        record_comparison(encoder, comparison)
+        log(comparison_table(comparison))
+    else:
+        comparison = read_json(encoder / COMPARISON_FILE) if (encoder / COMPARISON_FILE).is_file() else None
+        results = {}
+    # The default model is built from the arm the comparison chose (the encoder without one).
+    chosen = Arm(**comparison["chosen"]) if comparison else arms[0]
+    if chosen.name not in results or "cv" not in results[chosen.name]["stage2"] or not results[chosen.name]["stage2"]["cv"]:
+        log(f"== the default model: {chosen.name} ({'random weights' if chosen.random_init else chosen.base}), with the seeds cross-validation")
+        results[chosen.name] = run_arm(chosen, work, cv=True, retrain=job.retrain)
+    stage1, stage2 = results[chosen.name]["stage1"], results[chosen.name]["stage2"]
+    pull = convention_pull(work / chosen.name / "stage1", stage1, stage2)
+    trained = work / chosen.name / "stage2"
+    # The card renders stage 2's training card again from its metrics.json: README.md is replaced here, and a re-run reuses the stage.
+    card = default_model_card(default_card_facts(encoder, chosen, stage1, stage2, pull, comparison))
+    (trained / "README.md").write_text(card, encoding="utf-8")
+    (trained / "build.json").write_text(json_text({"chosen": chosen.name, "comparison": comparison, "convention_pull": pull, "stage1_dev": stage1["dev"]}), encoding="utf-8")
+    log(f"== exporting {trained} to {job.output}")
+    report = export.export(trained, job.output, name=job.output.name, force=True, log=log)
+    for line in export.summary_lines(report, job.output):
+        log(line)
+    add_probe_section(job.output)
+    return report
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -337,42 +381,15 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--encoder {encoder}: no config.json (build it with `make encoder`)")
     if args.compare and not encoder.is_dir():
         parser.error("--compare records its table in the encoder's directory: --encoder must be a local directory")
-    work = Path(args.work_dir)
-    arms = parse_arms(str(encoder), args.compare)
+    job = BuildJob(str(encoder), Path(args.output), Path(args.work_dir), tuple(filter(None, (args.compare or "").split(","))), args.retrain)
     try:
-        if len(arms) > 1:
-            results = {arm.name: run_arm(arm, work, cv=True, retrain=args.retrain) for arm in arms}
-            comparison = comparison_record(str(encoder), arms, results)
-            record_comparison(encoder, comparison)
-            log(comparison_table(comparison))
-        else:
-            comparison = read_json(encoder / COMPARISON_FILE) if (encoder / COMPARISON_FILE).is_file() else None
-            results = {}
-        # The default model is built from the arm the comparison chose (the encoder without one).
-        chosen = Arm(**comparison["chosen"]) if comparison else arms[0]
-        if chosen.name not in results or "cv" not in results[chosen.name]["stage2"] or not results[chosen.name]["stage2"]["cv"]:
-            log(f"== the default model: {chosen.name} ({'random weights' if chosen.random_init else chosen.base}), with the seeds cross-validation")
-            results[chosen.name] = run_arm(chosen, work, cv=True, retrain=args.retrain)
-        stage1, stage2 = results[chosen.name]["stage1"], results[chosen.name]["stage2"]
-        pull = convention_pull(work / chosen.name / "stage1", stage1, stage2)
-        trained = work / chosen.name / "stage2"
-        # The card renders stage 2's training card again from its metrics.json: README.md is replaced here, and a re-run reuses the stage.
-        card = default_model_card(default_card_facts(encoder, chosen, stage1, stage2, pull, comparison))
-        (trained / "README.md").write_text(card, encoding="utf-8")
-        (trained / "build.json").write_text(json_text({"chosen": chosen.name, "comparison": comparison, "convention_pull": pull, "stage1_dev": stage1["dev"]}), encoding="utf-8")
+        build_default(job)
     except BuildError as exc:
         log(f"error: {exc}")
         return 1
-    log(f"== exporting {trained} to {args.output}")
-    output = Path(args.output)
-    try:
-        report = export.export(trained, output, name=output.name, force=True, log=log)
     except export.ExportError as exc:
         log(f"export failed: {exc}")
         return 1
-    for line in export.summary_lines(report, output):
-        log(line)
-    add_probe_section(output)
     return 0
 
 

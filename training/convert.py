@@ -24,9 +24,19 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-from serving.annotation import AnnotationFormatError, Document, atomic_write_text, read_documents, validate_documents, write_documents
+from serving.annotation import (
+    AnnotationFormatError,
+    Document,
+    InvalidDataError,
+    Problem,
+    atomic_write_text,
+    read_documents,
+    validate_documents,
+    write_documents,
+)
 from serving.conll import write_conll
 from serving.interchange import from_doccano, from_label_studio, to_doccano, to_label_studio
 
@@ -34,6 +44,8 @@ from .corpus_import import ConversionError, import_conll
 from .label_maps import SCHEMES, SEPARATORS, LabelMapError, identity_map, load_label_map, with_reader_overrides
 
 FORMATS = ("jsonl", "labelstudio", "doccano", "conll")
+
+PROG = "python -m training.convert"  # the name in its usage line (arabic-ner passes its own)
 
 
 def read_any(path: str, fmt: str, use_predictions: bool = False) -> list[Document]:
@@ -76,8 +88,8 @@ def write_any(path: str, fmt: str, documents: list[Document]) -> None:
         raise ValueError(f"cannot write format {fmt!r}; writable: {', '.join(FORMATS)}")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m training.convert", description=__doc__.splitlines()[0])
+def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
     parser.add_argument("--from", dest="source_format", choices=FORMATS, required=True)
     parser.add_argument("--to", dest="target_format", choices=FORMATS, default="jsonl", help="(default %(default)s)")
     parser.add_argument("--use-predictions", action="store_true", help="Label Studio: take predictions, not annotations")
@@ -95,59 +107,96 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def read_conll_corpus(args: argparse.Namespace, inputs: list[str]) -> list[Document]:
+@dataclass(frozen=True)
+class ReaderOverrides:
+    """``--from conll`` layout settings that replace the label map's ``[reader]`` table (None: the map's)."""
+
+    token_column: int | None = None
+    tag_column: int | None = None
+    level: int | None = None
+    separator: str | None = None  # a key of label_maps.SEPARATORS
+    scheme: str | None = None
+    segment_marker: str | None = None
+    document_sentences: int | None = None
+
+
+@dataclass(frozen=True)
+class ConvertJob:
+    """One conversion: what ``python -m training.convert`` parses its command line into.
+    ``convert(job)`` runs it."""
+
+    inputs: tuple[str, ...]  # several only from conll
+    output: str
+    source_format: str
+    target_format: str = "jsonl"
+    use_predictions: bool = False  # Label Studio: predictions, not annotations
+    label_map: str | None = None  # from conll: the corpus's label map (None: the tags are our labels)
+    source: str | None = None  # from conll without a label map: the corpus name recorded (None: conll)
+    reader: ReaderOverrides = field(default_factory=ReaderOverrides)
+
+
+def read_conll_corpus(job: ConvertJob) -> list[Document]:
     """Documents of CoNLL input files through the label map, with the summary printed."""
-    label_map = load_label_map(args.label_map) if args.label_map else identity_map(args.source or "conll")
-    label_map = with_reader_overrides(
-        label_map,
-        token_column=args.token_column,
-        tag_column=args.tag_column,
-        level=args.level,
-        separator=args.separator,
-        scheme=args.scheme,
-        segment_marker=args.segment_marker,
-        document_sentences=args.document_sentences,
-    )
-    documents, summary = import_conll(inputs, label_map)
+    label_map = load_label_map(job.label_map) if job.label_map else identity_map(job.source or "conll")
+    documents, summary = import_conll(list(job.inputs), with_reader_overrides(label_map, **asdict(job.reader)))
     print(summary.render(), file=sys.stderr)
     return documents
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+def conversion_problems(job: ConvertJob, documents: list[Document]) -> list[Problem]:
+    """What validation finds in the converted documents; a converted corpus's are named by document
+    (its id says which input file it came from)."""
+    if job.source_format != "conll":
+        return validate_documents(job.inputs[0], documents)
+    where = job.inputs[0] if len(job.inputs) == 1 else "converted input"
+    return [problem for d in documents for problem in validate_documents(f"{where}: document {d.id}", [d])]
+
+
+def convert(job: ConvertJob) -> list[Document]:
+    """Read ``job.inputs``, validate the documents and write them to ``job.output``, only when clean;
+    returns them. Raises AnnotationFormatError, ConversionError or LabelMapError on input that
+    cannot be read as its format says, InvalidDataError listing what validation found, OSError."""
+    documents = read_conll_corpus(job) if job.source_format == "conll" else read_any(job.inputs[0], job.source_format, job.use_predictions)
+    problems = conversion_problems(job, documents)
+    if problems:
+        raise InvalidDataError(job.inputs[0], problems)
+    write_any(job.output, job.target_format, documents)
+    return documents
+
+
+def job_from_args(args: argparse.Namespace) -> ConvertJob:
+    """The conversion a parsed command line describes."""
+    *inputs, output = args.paths
+    reader = ReaderOverrides(**{setting.name: getattr(args, setting.name) for setting in fields(ReaderOverrides)})
+    return ConvertJob(tuple(inputs), output, args.source_format, args.target_format, args.use_predictions, args.label_map, args.source, reader)
+
+
+def main(argv: list[str] | None = None, prog: str = PROG) -> int:
+    parser = build_parser(prog)
     args = parser.parse_args(argv)
     if len(args.paths) < 2:
         parser.error("give the input file(s), then the output file")
-    *inputs, output = args.paths
-    if len(inputs) > 1 and args.source_format != "conll":
-        parser.error(f"--from {args.source_format} reads one input file, got {len(inputs)}")
-    if args.document_sentences is not None and args.document_sentences < 0:
+    job = job_from_args(args)
+    if len(job.inputs) > 1 and job.source_format != "conll":
+        parser.error(f"--from {job.source_format} reads one input file, got {len(job.inputs)}")
+    if job.reader.document_sentences is not None and job.reader.document_sentences < 0:
         parser.error("--document-sentences must not be negative")
     try:
-        if args.source_format == "conll":
-            documents = read_conll_corpus(args, inputs)
-        else:
-            documents = read_any(inputs[0], args.source_format, args.use_predictions)
+        documents = convert(job)
     except (AnnotationFormatError, ConversionError, LabelMapError) as exc:
         print(f"error: {exc}", file=sys.stderr)
-        print(f"nothing written to {output}", file=sys.stderr)
+        print(f"nothing written to {job.output}", file=sys.stderr)
+        return 1
+    except InvalidDataError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        print(f"{len(exc.problems)} problem(s); nothing written to {job.output}", file=sys.stderr)
         return 1
     except OSError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    if args.source_format == "conll":  # name the converted document: its id says which input file it came from
-        where = inputs[0] if len(inputs) == 1 else "converted input"
-        problems = [problem for d in documents for problem in validate_documents(f"{where}: document {d.id}", [d])]
-    else:
-        problems = validate_documents(inputs[0], documents)
-    if problems:
-        for problem in problems:
-            print(problem, file=sys.stderr)
-        print(f"{len(problems)} problem(s); nothing written to {output}", file=sys.stderr)
-        return 1
-    write_any(output, args.target_format, documents)
     spans = sum(len(d.spans) for d in documents)
-    print(f"wrote {len(documents)} document(s), {spans} span(s) to {output} ({args.target_format})", file=sys.stderr)
+    print(f"wrote {len(documents)} document(s), {spans} span(s) to {job.output} ({job.target_format})", file=sys.stderr)
     return 0
 
 

@@ -20,7 +20,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from serving.annotation import Document, Problem, read_documents, validate_file
+from serving.annotation import Document, InvalidDataError, Problem, read_documents, validate_file
 from serving.encoding import encode_segment, subword_ids_per_word
 from serving.schema import ENTITY_LABELS
 from serving.spans import spans_to_tags
@@ -31,14 +31,6 @@ from .loss import IGNORED_LABEL, allowed_mask
 # Position-embedding slots that some model families reserve before the first real position:
 # RoBERTa-style models count positions from padding_idx + 1.
 _POSITION_OFFSET_MODEL_TYPES = frozenset({"roberta", "xlm-roberta", "camembert", "longformer"})
-
-
-class InvalidDataError(ValueError):
-    """An annotation file that failed validation; ``problems`` holds every message."""
-
-    def __init__(self, path: str, problems: Sequence[Problem]):
-        self.problems = list(problems)
-        super().__init__(f"{path}: {len(self.problems)} problem(s)\n" + "\n".join(str(p) for p in self.problems))
 
 
 @dataclass(frozen=True)

@@ -47,9 +47,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 from tqdm.auto import tqdm
 
@@ -83,9 +83,25 @@ LABEL_MAPS: dict[str, dict[str, str | None]] = {
     },
 }
 
+PROG = "python -m training.evaluate"  # the name in its usage line (arabic-ner passes its own)
+
 
 class EvaluationError(ValueError):
     """Input that cannot be evaluated (unreadable gold data, unmapped labels, misaligned spans)."""
+
+
+@dataclass(frozen=True)
+class EvaluationJob:
+    """One scoring run: what ``python -m training.evaluate`` parses its command line into.
+    ``evaluate(job)`` runs it."""
+
+    model: str  # a PyTorch model directory, or an ONNX export (model.onnx)
+    data: tuple[str, ...]  # gold data files
+    format: str = "jsonl"  # or conll
+    label_map: str | None = None  # a label map file (CoNLL gold), or a built-in renaming (LABEL_MAPS)
+    strict: bool = False  # seqeval strict mode, IOB2 scheme
+    decoding: str = "model"  # serving.word_reader.DECODINGS
+    output_dir: Path | None = None  # None: runs/eval/MODEL-DATA
 
 
 # ---------------------------------------------------------------------------------------------
@@ -109,7 +125,7 @@ def map_label(label: str, mapping: dict[str, str | None], side: str) -> str | No
         raise EvaluationError(f"{side} label {named} has no entry in the label map (known: {', '.join(mapping)})")
     targets = [mapping[member] for member in members]
     if None in targets and any(targets):
-        dropped = ", ".join(m for m, t in zip(members, targets) if t is None)
+        dropped = ", ".join(m for m, t in zip(members, targets, strict=True) if t is None)
         raise EvaluationError(f"{side} label set {label!r} mixes labels the map drops ({dropped}) with labels it keeps")
     return LABEL_SET_SEPARATOR.join(dict.fromkeys(target for target in targets if target)) or None
 
@@ -186,7 +202,7 @@ def predict_with_onnx(model_dir: str, documents: Sequence[Document], decoding: s
     predicted = []
     for start in tqdm(range(0, len(documents), batch_size), desc="tagging (ONNX)", unit="batch", file=sys.stderr):
         batch = documents[start : start + batch_size]
-        for document, entities in zip(batch, tagger.tag([d.text for d in batch])):
+        for document, entities in zip(batch, tagger.tag([d.text for d in batch]), strict=True):
             spans = [Span(e.start, e.end, e.label, e.text) for e in entities]
             try:
                 predicted.append(spans_to_tags(document.text, spans))
@@ -276,9 +292,9 @@ def errors_tsv(errors: Sequence[EntityError]) -> str:
 # Command line
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m training.evaluate",
+        prog=prog,
         description="Entity-level precision/recall/F1 (seqeval) of a model on annotated data, with an errors file.",
     )
     parser.add_argument("--model", required=True, help="PyTorch model directory, or ONNX directory (with model.onnx)")
@@ -319,21 +335,22 @@ def trained_on(model: Path, documents: Sequence[Document], data: Sequence[str]) 
     return count
 
 
-def evaluate(args: argparse.Namespace) -> dict:
-    """Predict, score and write the outputs; returns the report dict."""
-    builtin_map = LABEL_MAPS.get(args.label_map) if args.label_map else None
-    if args.label_map and builtin_map is None and not Path(args.label_map).is_file():
-        raise EvaluationError(f"--label-map {args.label_map!r} is neither a file nor a built-in map ({', '.join(LABEL_MAPS)})")
-    if args.label_map and builtin_map is None and args.format != "conll":
+def evaluate(job: EvaluationJob) -> dict:
+    """Predict, score and write the outputs (``job.output_dir``); returns what report.json records.
+    Raises EvaluationError on input that cannot be evaluated."""
+    builtin_map = LABEL_MAPS.get(job.label_map) if job.label_map else None
+    if job.label_map and builtin_map is None and not Path(job.label_map).is_file():
+        raise EvaluationError(f"--label-map {job.label_map!r} is neither a file nor a built-in map ({', '.join(LABEL_MAPS)})")
+    if job.label_map and builtin_map is None and job.format != "conll":
         raise EvaluationError("a label map file converts CoNLL gold data: use it with --format conll")
-    documents = [document for path in args.data for document in load_gold(path, args.format, None if builtin_map else args.label_map)]
-    onnx = is_onnx_dir(args.model)
-    if not onnx and not (Path(args.model) / "config.json").is_file():
-        raise EvaluationError(f"{args.model} is neither a model directory (config.json) nor an ONNX export (model.onnx)")
-    decoding = "" if args.decoding == "model" else f", decoding: {args.decoding}"
-    print(f"evaluating {args.model} ({'ONNX, serving runtime' if onnx else 'PyTorch'}{decoding}) on {len(documents)} document(s) of {', '.join(args.data)}", file=sys.stderr)
-    in_sample = trained_on(Path(args.model), documents, args.data)
-    predicted = predict_with_onnx(args.model, documents, args.decoding) if onnx else predict_with_pytorch(args.model, documents, args.decoding)
+    documents = [document for path in job.data for document in load_gold(path, job.format, None if builtin_map else job.label_map)]
+    onnx = is_onnx_dir(job.model)
+    if not onnx and not (Path(job.model) / "config.json").is_file():
+        raise EvaluationError(f"{job.model} is neither a model directory (config.json) nor an ONNX export (model.onnx)")
+    decoding = "" if job.decoding == "model" else f", decoding: {job.decoding}"
+    print(f"evaluating {job.model} ({'ONNX, serving runtime' if onnx else 'PyTorch'}{decoding}) on {len(documents)} document(s) of {', '.join(job.data)}", file=sys.stderr)
+    in_sample = trained_on(Path(job.model), documents, job.data)
+    predicted = predict_with_onnx(job.model, documents, job.decoding) if onnx else predict_with_pytorch(job.model, documents, job.decoding)
     gold = [gold_tags(d) for d in documents]
     sources = [d.source or "unnamed" for d in documents]
     foreign = sorted({label for tags in gold for _, _, label in tag_ranges(tags) if not in_schema(label)})
@@ -346,19 +363,19 @@ def evaluate(args: argparse.Namespace) -> dict:
     if builtin_map:
         gold = [map_tags(tags, builtin_map, "gold") for tags in gold]
         predicted = [map_tags(tags, builtin_map, "predicted") for tags in predicted]
-    per_source = reports_by_source(sources, gold, predicted, args.strict) if len(set(sources)) > 1 else None
-    text = report_text(gold, predicted, args.strict)
-    report = entity_report(gold, predicted, args.strict)
-    errors = [e for d, g, p in zip(documents, gold, predicted) for e in entity_errors(d, segment_words(d.text), g, p, args.strict)]
-    output_dir = Path(args.output_dir) if args.output_dir else _default_output_dir(args.model, args.data, args.decoding)
+    per_source = reports_by_source(sources, gold, predicted, job.strict) if len(set(sources)) > 1 else None
+    text = report_text(gold, predicted, job.strict)
+    report = entity_report(gold, predicted, job.strict)
+    errors = [e for d, g, p in zip(documents, gold, predicted, strict=True) for e in entity_errors(d, segment_words(d.text), g, p, job.strict)]
+    output_dir = job.output_dir or _default_output_dir(job.model, job.data, job.decoding)
     summary = {
-        "model": str(args.model),
+        "model": job.model,
         "runtime": "onnx" if onnx else "pytorch",
-        "data": [str(path) for path in args.data],
-        "decoding": args.decoding,
-        "format": args.format,
-        "label_map": args.label_map,
-        "mode": "strict IOB2" if args.strict else "default",
+        "data": list(job.data),
+        "decoding": job.decoding,
+        "format": job.format,
+        "label_map": job.label_map,
+        "mode": "strict IOB2" if job.strict else "default",
         "documents": len(documents),
         "documents_trained_on": in_sample,
         "annotated": sorted({label for d in documents for label in d.annotated}, key=ENTITY_LABELS.index),
@@ -379,10 +396,16 @@ def evaluate(args: argparse.Namespace) -> dict:
     return summary
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def job_from_args(args: argparse.Namespace) -> EvaluationJob:
+    """The evaluation a parsed command line describes."""
+    output_dir = Path(args.output_dir) if args.output_dir else None
+    return EvaluationJob(args.model, tuple(args.data), args.format, args.label_map, args.strict, args.decoding, output_dir)
+
+
+def main(argv: list[str] | None = None, prog: str = PROG) -> int:
+    args = build_parser(prog).parse_args(argv)
     try:
-        evaluate(args)
+        evaluate(job_from_args(args))
     except EvaluationError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -59,6 +59,8 @@ MAX_CALIBRATION_WINDOWS = 4096
 # 17 has LayerNormalization as one op; ONNX Runtime's BERT fusions and quantiser both handle it.
 OPSET = 17
 
+PROG = "python -m training.export"  # the name in its usage line (arabic-ner passes its own)
+
 
 class ExportError(RuntimeError):
     """An export that cannot produce a correct runtime directory; the message says why."""
@@ -439,8 +441,8 @@ def summary_lines(report: dict[str, Any], output: Path) -> list[str]:
     return lines
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m training.export", description=__doc__.splitlines()[0])
+def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
     parser.add_argument("--model", required=True, type=Path, metavar="TRAINED_DIR", help="Hugging Face model directory from training")
     parser.add_argument("--output", required=True, type=Path, metavar="DIR", help="runtime directory to create, e.g. models/default")
     parser.add_argument("--quantize", choices=("int8", "none"), default="int8", help="int8 with calibrated activation scales (default) or none (fp32)")
@@ -455,8 +457,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+def main(argv: list[str] | None = None, prog: str = PROG) -> int:
+    parser = build_parser(prog)
     args = parser.parse_args(argv)
     if args.max_length is not None and args.max_length < 3:
         parser.error(f"--max-length must leave room for [CLS], [SEP] and one sub-word, got {args.max_length}")

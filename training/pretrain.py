@@ -51,10 +51,10 @@ import shutil
 import sys
 import time
 import zlib
-from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field, fields, replace
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -65,9 +65,9 @@ from serving.text import fold_marks_and_alef, segment_words
 from .base_model import BaseModelError, load_pretrained
 from .hardware import PRECISIONS, device_name, trainer_device_arguments
 from .model_dir import last_complete_checkpoint, publish, staging_dir_for
-from .sources import RecipeError, check_setting, read_recipe_file
-from .scratch import ScratchSizes, add_size_arguments, check_size_arguments, sizes_from_arguments
 from .modelcard import file_sha256, git_commit, json_text, pretraining_card, snapshot_card
+from .scratch import ScratchSizes, add_size_arguments, check_size_arguments, sizes_from_arguments
+from .sources import RecipeError, check_setting, read_recipe_file
 
 TEXT_SUFFIXES = (".txt", ".txt.xz", ".jsonl")
 NEAR_DUPLICATE_JACCARD = 0.8
@@ -77,9 +77,65 @@ MINHASH_BANDS = 8  # 8 bands of 8 rows: a line sharing 80% of its trigrams is ca
 _MERSENNE_PRIME = (1 << 31) - 1
 DATA_FORMAT_VERSION = 1
 
+PROG = "python -m training.pretrain"  # the name in its usage line (arabic-ner passes its own)
+
 
 class TextInputError(ValueError):
     """A text file that cannot be read; the message names the file (and line)."""
+
+
+# From-scratch defaults: they pre-train on 2 CPU cores in hours, not days.
+PRETRAIN_SIZES = ScratchSizes(vocab_size=24000, hidden_size=256, num_hidden_layers=4, num_attention_heads=4, intermediate_size=1024, max_position_embeddings=128)
+SAVE_DTYPES = ("float32", "float16")
+
+
+@dataclass(frozen=True)
+class PretrainSettings:
+    """The model and the schedule of a run: what a recipe's ``[pretraining]`` table may set (its keys
+    are these names, the options' with _ for -) and the command line overrides."""
+
+    base_model: str | None = None  # continue pre-training this hub id or directory (None: from scratch)
+    vocab_size: int = PRETRAIN_SIZES.vocab_size  # the sizes: from scratch only
+    hidden_size: int = PRETRAIN_SIZES.hidden_size
+    layers: int = PRETRAIN_SIZES.num_hidden_layers
+    heads: int = PRETRAIN_SIZES.num_attention_heads
+    intermediate_size: int = PRETRAIN_SIZES.intermediate_size
+    max_length: int | None = None  # None: PRETRAIN_SIZES' position limit from scratch, the base's own
+    epochs: float = 3.0
+    max_steps: int | None = None  # overrides epochs
+    batch_size: int = 64
+    gradient_accumulation_steps: int = 1
+    learning_rate: float = 5e-4
+    warmup_ratio: float = 0.06
+    weight_decay: float = 0.01
+    mlm_probability: float = 0.15
+    eval_fraction: float = 0.005
+    save_steps: int = 500
+    snapshot_steps: tuple[int, ...] = ()
+    logging_steps: int = 50
+    precision: str = "auto"
+    save_dtype: str = "float32"
+    seed: int = 42
+
+
+@dataclass(frozen=True)
+class PretrainJob:
+    """One pre-training run: what ``python -m training.pretrain`` parses its command line into.
+    ``pretrain(job)`` runs it."""
+
+    text: tuple[str, ...]
+    output: Path
+    settings: PretrainSettings = field(default_factory=PretrainSettings)  # resolved: defaults, recipe, options
+    exclude_overlap: tuple[str, ...] = ()  # documents whose text is held out (dev sets)
+    resume: bool = False  # continue the unfinished run left in OUTPUT.partial/
+    overwrite: bool = False  # replace the output, and discard an unfinished run
+    progress: bool = True
+    argv: tuple[str, ...] = ()  # the equivalent command line, as the card records it
+
+    @property
+    def command(self) -> str:
+        """The run as a command, as the card records it."""
+        return f"{PROG} " + shlex.join(self.argv)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -273,7 +329,7 @@ class PackedSequences:
         return {"input_ids": self.input_ids[start:end], "word_index": self.word_index[start:end], "index": i}
 
     def tokens(self) -> int:
-        return int(len(self.input_ids))
+        return len(self.input_ids)
 
     def save(self, path: Path) -> None:
         np.savez(path, input_ids=self.input_ids, word_index=self.word_index, offsets=self.offsets)
@@ -336,7 +392,7 @@ def encode_lines(lines: Sequence[tuple[int, str]], backend_tokenizer, max_length
         for file_index, line in tqdm(lines, desc="tokenising", unit=" lines", disable=not progress, file=sys.stderr):
             words = [token.text for token in segment_words(line)]
             new = [word for word in dict.fromkeys(words) if word not in cache]
-            cache.update(zip(new, subword_ids_per_word(backend_tokenizer, new)))
+            cache.update(zip(new, subword_ids_per_word(backend_tokenizer, new), strict=True))
             yield file_index, [cache[word] for word in words]
 
     return pack_lines(line_word_ids(), max_length, cls_id, sep_id)
@@ -485,12 +541,8 @@ def masked_positions_bert(config_or_model):
     return BertForMaskedPositions(config_or_model)
 
 
-# From-scratch defaults: they pre-train on 2 CPU cores in hours, not days.
-PRETRAIN_SIZES = ScratchSizes(vocab_size=24000, hidden_size=256, num_hidden_layers=4, num_attention_heads=4, intermediate_size=1024, max_position_embeddings=128)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m training.pretrain", description="Masked-language-model pre-training of a BERT encoder.")
+def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog, description="Masked-language-model pre-training of a BERT encoder.")
     parser.add_argument("--recipe", metavar="TOML", help="a recipe whose [pretraining] table sets any of the options below (option names with _ for -); options given here override it")
     parser.add_argument("--text", nargs="+", required=True, metavar="FILE", help="text files: .txt, .txt.xz or annotation .jsonl")
     parser.add_argument("--exclude-overlap", nargs="+", default=[], metavar="FILE", help=f"documents never to pre-train on (dev sets): text lines sharing a run of {OVERLAP_NGRAM} words with them are held out")
@@ -499,29 +551,30 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--resume", action="store_true", help="continue the unfinished run left in OUTPUT.partial/ from its last checkpoint")
     model = parser.add_argument_group("model (from scratch unless --base-model)")
     model.add_argument("--base-model", help="continue pre-training this hub id or local directory (its vocabulary and sizes are kept)")
-    sizes = PRETRAIN_SIZES
-    add_size_arguments(model, sizes, note="from scratch: ")
+    add_size_arguments(model, PRETRAIN_SIZES, note="from scratch: ", given_only=True)
     model.add_argument(
         "--max-length",
         type=int,
-        help=f"sub-words per sequence incl. [CLS]/[SEP]; from scratch also the position limit (default {sizes.max_position_embeddings}; with --base-model, its position limit)",
+        help=f"sub-words per sequence incl. [CLS]/[SEP]; from scratch also the position limit (default {PRETRAIN_SIZES.max_position_embeddings}; with --base-model, its position limit)",
     )
+    # The settings' options default to None, "not given": the recipe's value, else PretrainSettings', applies.
+    defaults = PretrainSettings()
     train = parser.add_argument_group("training")
-    train.add_argument("--epochs", type=float, default=3.0, help="passes over the sequences (default %(default)s)")
+    train.add_argument("--epochs", type=float, help=f"passes over the sequences (default {defaults.epochs})")
     train.add_argument("--max-steps", type=int, help="stop after this many optimiser steps (overrides --epochs)")
-    train.add_argument("--batch-size", type=int, default=64, help="sequences per device per step (default %(default)s)")
-    train.add_argument("--gradient-accumulation-steps", type=int, default=1)
-    train.add_argument("--learning-rate", type=float, default=5e-4, help="peak learning rate (default %(default)s; 1e-4 suits continuing a base model)")
-    train.add_argument("--warmup-ratio", type=float, default=0.06)
-    train.add_argument("--weight-decay", type=float, default=0.01)
-    train.add_argument("--mlm-probability", type=float, default=0.15, help="share of words masked (default %(default)s)")
-    train.add_argument("--eval-fraction", type=float, default=0.005, help="share of kept lines held out for the eval loss (default %(default)s)")
-    train.add_argument("--save-steps", type=int, default=500, help="checkpoint (and eval) every N steps (default %(default)s)")
-    train.add_argument("--snapshot-steps", type=int, nargs="+", default=[], metavar="N", help="also write the encoder as it is after N steps, to OUTPUT-stepN (smaller budgets, for comparisons); multiples of --save-steps")
-    train.add_argument("--logging-steps", type=int, default=50)
-    train.add_argument("--precision", choices=PRECISIONS, default="auto", help="auto: bf16 on GPUs and AMX CPUs, else fp32 (default %(default)s)")
-    train.add_argument("--save-dtype", choices=("float32", "float16"), default="float32", help="weights as saved: float16 halves the directory (training reloads them as float32)")
-    train.add_argument("--seed", type=int, default=42)
+    train.add_argument("--batch-size", type=int, help=f"sequences per device per step (default {defaults.batch_size})")
+    train.add_argument("--gradient-accumulation-steps", type=int)
+    train.add_argument("--learning-rate", type=float, help=f"peak learning rate (default {defaults.learning_rate}; 1e-4 suits continuing a base model)")
+    train.add_argument("--warmup-ratio", type=float)
+    train.add_argument("--weight-decay", type=float)
+    train.add_argument("--mlm-probability", type=float, help=f"share of words masked (default {defaults.mlm_probability})")
+    train.add_argument("--eval-fraction", type=float, help=f"share of kept lines held out for the eval loss (default {defaults.eval_fraction})")
+    train.add_argument("--save-steps", type=int, help=f"checkpoint (and eval) every N steps (default {defaults.save_steps})")
+    train.add_argument("--snapshot-steps", type=int, nargs="+", metavar="N", help="also write the encoder as it is after N steps, to OUTPUT-stepN (smaller budgets, for comparisons); multiples of --save-steps")
+    train.add_argument("--logging-steps", type=int)
+    train.add_argument("--precision", choices=PRECISIONS, help=f"auto: bf16 on GPUs and AMX CPUs, else fp32 (default {defaults.precision})")
+    train.add_argument("--save-dtype", choices=SAVE_DTYPES, help="weights as saved: float16 halves the directory (training reloads them as float32)")
+    train.add_argument("--seed", type=int)
     parser.add_argument("--no-progress", action="store_true")
     return parser
 
@@ -531,46 +584,49 @@ def _log(message: str) -> None:
         print(message, file=sys.stderr, flush=True)
 
 
-def _check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
-    check_size_arguments(parser, args)
-    if args.max_length is not None and args.max_length < 8:
-        parser.error(f"--max-length must be at least 8, got {args.max_length}")
-    if not 0 < args.mlm_probability < 1 or not 0 <= args.eval_fraction < 0.5:
+def _check(parser: argparse.ArgumentParser, job: PretrainJob) -> None:
+    """Exit through ``parser.error`` on a job that cannot run (settings from a recipe included)."""
+    settings = job.settings
+    check_size_arguments(parser, settings)
+    if settings.max_length is not None and settings.max_length < 8:
+        parser.error(f"--max-length must be at least 8, got {settings.max_length}")
+    if not 0 < settings.mlm_probability < 1 or not 0 <= settings.eval_fraction < 0.5:
         parser.error("--mlm-probability must be in (0, 1) and --eval-fraction in [0, 0.5)")
-    if args.resume and args.overwrite:
+    if job.resume and job.overwrite:
         parser.error("--resume continues a run, --overwrite discards it: choose one")
-    for option, paths in (("--text", args.text), ("--exclude-overlap", args.exclude_overlap)):
+    for option, paths in (("--text", job.text), ("--exclude-overlap", job.exclude_overlap)):
         for path in paths:
             if not Path(path).is_file():
                 parser.error(f"{option} {path}: no such file")
-    if any(step <= 0 or step % args.save_steps for step in args.snapshot_steps):
-        parser.error(f"--snapshot-steps must be positive multiples of --save-steps {args.save_steps}, got {args.snapshot_steps}")
-    output = Path(args.output)
-    if output.exists() and any(output.iterdir()) and not (args.overwrite or args.resume):  # a resumed run replaces it at the end
-        parser.error(f"output {output} exists and is not empty; pass --overwrite to replace it")
-    staging = staging_dir_for(output)
-    if staging.exists() and not (args.resume or args.overwrite):
+    if any(step <= 0 or step % settings.save_steps for step in settings.snapshot_steps):
+        parser.error(f"--snapshot-steps must be positive multiples of --save-steps {settings.save_steps}, got {list(settings.snapshot_steps)}")
+    if job.output.exists() and any(job.output.iterdir()) and not (job.overwrite or job.resume):  # a resumed run replaces it at the end
+        parser.error(f"output {job.output} exists and is not empty; pass --overwrite to replace it")
+    staging = staging_dir_for(job.output)
+    if staging.exists() and not (job.resume or job.overwrite):
         parser.error(f"an unfinished run left {staging}/: pass --resume to continue it, or --overwrite to start again")
-    if args.resume and not staging.exists():
+    if job.resume and not staging.exists():
         parser.error(f"--resume: no unfinished run in {staging}/")
 
 
-def prepare_data(args: argparse.Namespace, staging: Path, progress: bool, base_tokenizer=None):
+def prepare_data(job: PretrainJob, staging: Path, base_tokenizer=None):
     """Tokenizer and the packed train/eval sequences (cached in the staging directory, so a
     resumed run does not read and tokenise the text again). A base model brings its tokenizer;
-    from scratch, a WordPiece vocabulary is learnt from the training lines."""
+    from scratch, a WordPiece vocabulary is learnt from the training lines. ``job.settings.max_length``
+    is resolved (``resolved_max_length``)."""
     from .scratch import train_wordpiece
 
+    settings, progress = job.settings, job.progress
     data_dir = staging / "data"
     fingerprint = {
         "version": DATA_FORMAT_VERSION,
-        "files": {path: file_sha256(path) for path in args.text},
-        "exclude_overlap": {path: file_sha256(path) for path in args.exclude_overlap},
-        "base_model": args.base_model,
-        "vocab_size": args.vocab_size,
-        "max_length": args.max_length,
-        "eval_fraction": args.eval_fraction,
-        "seed": args.seed,
+        "files": {path: file_sha256(path) for path in job.text},
+        "exclude_overlap": {path: file_sha256(path) for path in job.exclude_overlap},
+        "base_model": settings.base_model,
+        "vocab_size": settings.vocab_size,
+        "max_length": settings.max_length,
+        "eval_fraction": settings.eval_fraction,
+        "seed": settings.seed,
     }
     cached = data_dir / "fingerprint.json"
     if cached.is_file() and json.loads(cached.read_text(encoding="utf-8")) == fingerprint:
@@ -582,17 +638,17 @@ def prepare_data(args: argparse.Namespace, staging: Path, progress: bool, base_t
         return tokenizer, PackedSequences.load(data_dir / "train.npz"), PackedSequences.load(data_dir / "eval.npz"), stats
 
     started = time.perf_counter()
-    held_out = HeldOutText(line for path in args.exclude_overlap for line in read_lines(path)) if args.exclude_overlap else None
-    lines, stats = collect_lines(args.text, progress, held_out)
+    held_out = HeldOutText(line for path in job.exclude_overlap for line in read_lines(path)) if job.exclude_overlap else None
+    lines, stats = collect_lines(job.text, progress, held_out)
     if not lines:
-        raise TextInputError(f"no text in {', '.join(args.text)}")
+        raise TextInputError(f"no text in {', '.join(job.text)}")
     _log(
         f"{stats.lines_read:,} lines read, {stats.exact_or_near_duplicates:,} repeats and near-duplicates removed, "
         f"{stats.held_out_overlap:,} sharing text with --exclude-overlap held out, {stats.lines_kept:,} kept"
     )
     shuffled = list(range(len(lines)))
-    random.Random(args.seed).shuffle(shuffled)
-    eval_set = set(shuffled[: int(len(lines) * args.eval_fraction)])
+    random.Random(settings.seed).shuffle(shuffled)
+    eval_set = set(shuffled[: int(len(lines) * settings.eval_fraction)])
     train_lines = [line for i, line in enumerate(lines) if i not in eval_set]
     eval_lines = [line for i, line in enumerate(lines) if i in eval_set]
     stats.eval_lines = len(eval_lines)
@@ -600,12 +656,12 @@ def prepare_data(args: argparse.Namespace, staging: Path, progress: bool, base_t
     if base_tokenizer is not None:
         tokenizer = base_tokenizer
     else:
-        _log(f"learning a WordPiece vocabulary of up to {args.vocab_size:,} pieces")
-        tokenizer = train_wordpiece((line for _, line in train_lines), args.vocab_size)
-    tokenizer.model_max_length = args.max_length
+        _log(f"learning a WordPiece vocabulary of up to {settings.vocab_size:,} pieces")
+        tokenizer = train_wordpiece((line for _, line in train_lines), settings.vocab_size)
+    tokenizer.model_max_length = settings.max_length
     backend = tokenizer.backend_tokenizer
-    train = encode_lines(train_lines, backend, args.max_length, tokenizer.cls_token_id, tokenizer.sep_token_id, progress)
-    evaluation = encode_lines(eval_lines, backend, args.max_length, tokenizer.cls_token_id, tokenizer.sep_token_id, progress=False)
+    train = encode_lines(train_lines, backend, settings.max_length, tokenizer.cls_token_id, tokenizer.sep_token_id, progress)
+    evaluation = encode_lines(eval_lines, backend, settings.max_length, tokenizer.cls_token_id, tokenizer.sep_token_id, progress=False)
     data_dir.mkdir(parents=True, exist_ok=True)
     tokenizer.save_pretrained(data_dir / "tokenizer")
     train.save(data_dir / "train.npz")
@@ -616,99 +672,119 @@ def prepare_data(args: argparse.Namespace, staging: Path, progress: bool, base_t
     return tokenizer, train, evaluation, stats
 
 
-def build_model(args: argparse.Namespace, tokenizer, base=None):
-    """The model to pre-train: the base model, or a fresh BERT of the given sizes."""
+def build_model(settings: PretrainSettings, tokenizer, base=None):
+    """The model to pre-train: the base model, or a fresh BERT of the settings' sizes (``settings.max_length``
+    resolved: the position limit)."""
     import torch
     from transformers import BertConfig, BertForMaskedLM
 
     if base is not None:
         return masked_positions_bert(base) if isinstance(base, BertForMaskedLM) else base
-    sizes = sizes_from_arguments(args, args.max_length)
+    sizes = sizes_from_arguments(settings, settings.max_length)
     config = BertConfig(**{**asdict(sizes), "vocab_size": len(tokenizer)}, pad_token_id=tokenizer.pad_token_id)
-    torch.manual_seed(args.seed)
+    torch.manual_seed(settings.seed)
     return masked_positions_bert(config)
 
 
-def run(args: argparse.Namespace) -> int:
-    from transformers import Trainer, TrainingArguments
-
+def resolved_max_length(settings: PretrainSettings, base_config=None) -> int:
+    """Sub-words per sequence: the setting, within a base model's position limit (its limit when
+    unset); from scratch, the setting or ``PRETRAIN_SIZES``' limit."""
     from .data import usable_max_length
 
-    # A base model is loaded once, first: an unreachable hub fails here, in seconds, before any text is read.
-    base = load_pretrained(args.base_model, task="masked-lm") if args.base_model else None
-    args.max_length = usable_max_length(base[1].config, args.max_length) if base else args.max_length or PRETRAIN_SIZES.max_position_embeddings
+    if base_config is not None:
+        return usable_max_length(base_config, settings.max_length)
+    return settings.max_length or PRETRAIN_SIZES.max_position_embeddings
 
-    output = Path(args.output)
-    staging = staging_dir_for(output)
-    progress = not args.no_progress
+
+def pretrain(job: PretrainJob) -> dict | None:
+    """Pre-train as ``job`` says into the model directory ``job.output`` (written whole or not at
+    all, with its snapshots beside it); returns what pretrain_metrics.json records (None on the other
+    processes of a multi-process run). Raises TextInputError on unreadable text, BaseModelError on a
+    base model that cannot be loaded."""
+    from transformers import Trainer, TrainingArguments
+
+    # A base model is loaded once, first: an unreachable hub fails here, in seconds, before any text is read.
+    base = load_pretrained(job.settings.base_model, task="masked-lm") if job.settings.base_model else None
+    settings = replace(job.settings, max_length=resolved_max_length(job.settings, base[1].config if base else None))
+    job = replace(job, settings=settings)
+
+    staging = staging_dir_for(job.output)
     is_main = int(os.environ.get("RANK", "0")) == 0
-    if args.overwrite and staging.exists() and is_main:
+    if job.overwrite and staging.exists() and is_main:
         shutil.rmtree(staging)
-    device_arguments = trainer_device_arguments(args.precision)
+    device_arguments = trainer_device_arguments(settings.precision)
     training_args = TrainingArguments(
         output_dir=str(staging / "checkpoints"),
-        num_train_epochs=args.epochs,
-        max_steps=args.max_steps if args.max_steps else -1,
-        per_device_train_batch_size=args.batch_size,
-        per_device_eval_batch_size=args.batch_size,
-        gradient_accumulation_steps=args.gradient_accumulation_steps,
-        learning_rate=args.learning_rate,
-        warmup_steps=float(args.warmup_ratio),  # a float in [0, 1) is a ratio of all steps
-        weight_decay=args.weight_decay,
-        seed=args.seed,
-        logging_steps=args.logging_steps,
-        eval_strategy="steps" if args.eval_fraction > 0 else "no",
-        eval_steps=args.save_steps,
+        num_train_epochs=settings.epochs,
+        max_steps=settings.max_steps if settings.max_steps else -1,
+        per_device_train_batch_size=settings.batch_size,
+        per_device_eval_batch_size=settings.batch_size,
+        gradient_accumulation_steps=settings.gradient_accumulation_steps,
+        learning_rate=settings.learning_rate,
+        warmup_steps=float(settings.warmup_ratio),  # a float in [0, 1) is a ratio of all steps
+        weight_decay=settings.weight_decay,
+        seed=settings.seed,
+        logging_steps=settings.logging_steps,
+        eval_strategy="steps" if settings.eval_fraction > 0 else "no",
+        eval_steps=settings.save_steps,
         save_strategy="steps",
-        save_steps=args.save_steps,
+        save_steps=settings.save_steps,
         save_total_limit=2,
         prediction_loss_only=True,
         remove_unused_columns=False,  # the collator needs each sequence's word_index and index
         report_to="none",
-        disable_tqdm=not progress,
+        disable_tqdm=not job.progress,
         **device_arguments,
     )
     with training_args.main_process_first(local=False, desc="pre-training data"):
-        tokenizer, train_sequences, eval_sequences, stats = prepare_data(args, staging, progress, base[0] if base else None)
-    model = build_model(args, tokenizer, base[1] if base else None)
+        tokenizer, train_sequences, eval_sequences, stats = prepare_data(job, staging, base[0] if base else None)
+    model = build_model(settings, tokenizer, base[1] if base else None)
     special = set(tokenizer.all_special_ids)
     ordinary = [i for i in range(len(tokenizer)) if i not in special]
-    collator = WholeWordMaskCollator(tokenizer.mask_token_id, tokenizer.pad_token_id, ordinary, args.mlm_probability, args.seed)
+    collator = WholeWordMaskCollator(tokenizer.mask_token_id, tokenizer.pad_token_id, ordinary, settings.mlm_probability, settings.seed)
     trainer = Trainer(
         model=model,
         args=training_args,
         train_dataset=train_sequences,
-        eval_dataset=eval_sequences if args.eval_fraction > 0 and len(eval_sequences) else None,
+        eval_dataset=eval_sequences if settings.eval_fraction > 0 and len(eval_sequences) else None,
         data_collator=collator,
-        callbacks=[masking_epoch_callback(collator), snapshot_callback(set(args.snapshot_steps), staging / "snapshots", tokenizer, args.save_dtype)],
+        callbacks=[masking_epoch_callback(collator), snapshot_callback(set(settings.snapshot_steps), staging / "snapshots", tokenizer, settings.save_dtype)],
     )
-    resume_from = last_complete_checkpoint(staging / "checkpoints") if args.resume else None
+    resume_from = last_complete_checkpoint(staging / "checkpoints") if job.resume else None
     _log(
-        f"pre-training {'from ' + args.base_model if args.base_model else 'from scratch'}: {sum(p.numel() for p in model.parameters()):,} parameters, "
+        f"pre-training {'from ' + settings.base_model if settings.base_model else 'from scratch'}: {sum(p.numel() for p in model.parameters()):,} parameters, "
         f"{len(train_sequences):,} sequences, precision {'bf16' if device_arguments['bf16'] else 'fp16' if device_arguments['fp16'] else 'fp32'}"
         + (f"; resuming from {resume_from}" if resume_from else "")
     )
     result = trainer.train(resume_from_checkpoint=resume_from)
     final_eval = trainer.evaluate() if trainer.eval_dataset is not None else {}
     if not trainer.is_world_process_zero():
-        return 0
+        return None
     work = staging / "model"
     if work.exists():
         shutil.rmtree(work)
-    save_encoder(model, tokenizer, work, args.save_dtype)
-    info = run_record(args, model, tokenizer, stats, train_sequences, trainer, result, final_eval)
+    save_encoder(model, tokenizer, work, settings.save_dtype)
+    info = run_record(job, model, stats, train_sequences, trainer, result, final_eval)
     atomic_write_text(work / "pretrain_metrics.json", json_text(info))
     atomic_write_text(work / "README.md", pretraining_card(info))
     write_loss_curve(trainer.state.log_history, work / "training_curve.png")
-    for step in sorted(args.snapshot_steps):
+    for step in sorted(settings.snapshot_steps):
         if (staging / "snapshots" / f"step-{step}").is_dir():
-            publish_snapshot(staging / "snapshots" / f"step-{step}", output, info)
+            publish_snapshot(staging / "snapshots" / f"step-{step}", job.output, info)
         else:
             _log(f"no snapshot at step {step}: the run ended after {info['optimizer_steps']} steps")
-    publish(work, output)
+    publish(work, job.output)
     shutil.rmtree(staging, ignore_errors=True)
-    _log(f"wrote {output}: {info['optimizer_steps']} steps, {info['epochs']:.2f} epochs, final train loss {info['train_loss']:.3f}" + (f", eval loss {info['eval_loss']:.3f}" if info.get("eval_loss") else "") + f", {info['train_runtime_s'] / 60:.0f} min")
-    return 0
+    return info
+
+
+def summary_line(output: Path, info: dict) -> str:
+    """What the command prints when a run is written."""
+    return (
+        f"wrote {output}: {info['optimizer_steps']} steps, {info['epochs']:.2f} epochs, final train loss {info['train_loss']:.3f}"
+        + (f", eval loss {info['eval_loss']:.3f}" if info.get("eval_loss") else "")
+        + f", {info['train_runtime_s'] / 60:.0f} min"
+    )
 
 
 def publish_snapshot(snapshot: Path, output: Path, info: dict) -> None:
@@ -729,13 +805,13 @@ def publish_snapshot(snapshot: Path, output: Path, info: dict) -> None:
     publish(snapshot, output.parent / f"{output.name}-step{step}")
 
 
-def run_record(args, model, tokenizer, stats: CorpusStats, train_sequences: PackedSequences, trainer, result, final_eval: dict) -> dict:
+def run_record(job: PretrainJob, model, stats: CorpusStats, train_sequences: PackedSequences, trainer, result, final_eval: dict) -> dict:
     """Everything pretrain_metrics.json and the card say about the run."""
-    config = model.config
+    config, settings = model.config, job.settings
     history = trainer.state.log_history
     train_losses = [entry["loss"] for entry in history if "loss" in entry]
     return {
-        "base_model": args.base_model or "from scratch",
+        "base_model": settings.base_model or "from scratch",
         "corpus": asdict(stats),
         "sequences": len(train_sequences),
         "subword_tokens": train_sequences.tokens(),
@@ -749,20 +825,20 @@ def run_record(args, model, tokenizer, stats: CorpusStats, train_sequences: Pack
             "parameters": sum(p.numel() for p in model.parameters()),
         },
         "hyperparameters": {
-            "max_length": args.max_length,
-            "batch_size": args.batch_size,
-            "gradient_accumulation_steps": args.gradient_accumulation_steps,
+            "max_length": settings.max_length,
+            "batch_size": settings.batch_size,
+            "gradient_accumulation_steps": settings.gradient_accumulation_steps,
             "processes": trainer.args.world_size,
-            "learning_rate": args.learning_rate,
-            "warmup_ratio": args.warmup_ratio,
-            "weight_decay": args.weight_decay,
-            "mlm_probability": args.mlm_probability,
+            "learning_rate": settings.learning_rate,
+            "warmup_ratio": settings.warmup_ratio,
+            "weight_decay": settings.weight_decay,
+            "mlm_probability": settings.mlm_probability,
             "masking": "whole words (serving/text.py segmentation), dynamic",
             "precision": "bf16" if trainer.args.bf16 else "fp16" if trainer.args.fp16 else "fp32",
             "device": device_name(),
             "dataloader_workers": trainer.args.dataloader_num_workers,
-            "saved_dtype": args.save_dtype,
-            "seed": args.seed,
+            "saved_dtype": settings.save_dtype,
+            "seed": settings.seed,
         },
         "optimizer_steps": trainer.state.global_step,
         "epochs": float(trainer.state.epoch or 0.0),
@@ -773,8 +849,8 @@ def run_record(args, model, tokenizer, stats: CorpusStats, train_sequences: Pack
         "eval_perplexity": math.exp(final_eval["eval_loss"]) if final_eval.get("eval_loss") is not None else None,
         "train_runtime_s": float(result.metrics.get("train_runtime", float("nan"))),
         "git_commit": git_commit(),
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "command": "python -m training.pretrain " + shlex.join(args.argv),
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "command": job.command,
     }
 
 
@@ -789,7 +865,7 @@ def write_loss_curve(log_history: Sequence[dict], path: Path) -> None:
     for key, name in (("loss", "training loss"), ("eval_loss", "held-out loss")):
         points = [(entry["step"], entry[key]) for entry in log_history if key in entry and "step" in entry]
         if points:
-            axis.plot(*zip(*points), marker="." if key == "eval_loss" else None, label=name)
+            axis.plot(*zip(*points, strict=True), marker="." if key == "eval_loss" else None, label=name)
     axis.set(xlabel="optimiser step", ylabel="masked-word cross-entropy", title="pre-training loss")
     axis.legend()
     figure.tight_layout()
@@ -797,48 +873,69 @@ def write_loss_curve(log_history: Sequence[dict], path: Path) -> None:
     plt.close(figure)
 
 
-# What a [pretraining] table may set: the run's shape and schedule, not its inputs, output or mode.
-NOT_IN_RECIPES = {"help", "recipe", "text", "exclude_overlap", "output", "overwrite", "resume", "no_progress"}
+# What each setting of a [pretraining] table takes: the type of its default, or of its items.
+SETTING_KINDS = {name: type(value) for name, value in asdict(PretrainSettings()).items()} | {"base_model": str, "max_length": int, "max_steps": int, "snapshot_steps": int}
+SETTING_CHOICES = {"precision": PRECISIONS, "save_dtype": SAVE_DTYPES}
+LIST_SETTINGS = {"snapshot_steps"}
 
 
-def recipe_defaults(parser: argparse.ArgumentParser, path: str) -> dict:
-    """The ``[pretraining]`` table of the recipe at ``path`` as option defaults, each value checked
-    against its option (type, choices); errors name the file and the key."""
+def recipe_settings(path: str | Path) -> dict:
+    """The ``[pretraining]`` table of the recipe at ``path``, each value checked against its setting
+    (type, choices) and converted to it; errors name the file and the key.
+
+    >>> recipe_settings("training/recipes/e5-continued-pretrain.toml")
+    {'max_length': 128, 'batch_size': 256, 'learning_rate': 0.0001, 'max_steps': 3000, 'save_steps': 500, 'seed': 42}
+    """
     table = read_recipe_file(path).get("pretraining")
     if not isinstance(table, dict):
         raise RecipeError(f"{path}: expected a [pretraining] table")
-    actions = {action.dest: action for action in parser._actions if action.dest not in NOT_IN_RECIPES}
+    settings = {}
     for key, value in table.items():
         where = f"{path}: [pretraining] {key}"
-        action = actions.get(key)
-        if action is None:
-            raise RecipeError(f"{where}: unknown setting (known: {', '.join(sorted(actions))})")
-        for item in value if action.nargs and isinstance(value, list) else [value]:
-            check_setting(where, item, action.type or str, action.choices)
-    return table
+        kind = SETTING_KINDS.get(key)
+        if kind is None:
+            raise RecipeError(f"{where}: unknown setting (known: {', '.join(sorted(SETTING_KINDS))})")
+        items = value if key in LIST_SETTINGS and isinstance(value, list) else [value]
+        for item in items:
+            check_setting(where, item, kind, SETTING_CHOICES.get(key))
+        settings[key] = tuple(map(kind, items)) if key in LIST_SETTINGS else kind(value)
+    return settings
 
 
-def main(argv: list[str] | None = None) -> int:
+def resolve_settings(recipe: str | Path | None = None) -> PretrainSettings:
+    """The defaults, then the ``[pretraining]`` table of ``recipe`` (when given)."""
+    return replace(PretrainSettings(), **(recipe_settings(recipe) if recipe else {}))
+
+
+def job_from_args(args: argparse.Namespace, argv: Sequence[str]) -> PretrainJob:
+    """The run a parsed command line describes: the defaults, the recipe's ``[pretraining]`` table,
+    then the options given (reads and checks the recipe: RecipeError)."""
+    given = {setting.name: getattr(args, setting.name) for setting in fields(PretrainSettings) if getattr(args, setting.name) is not None}
+    settings = replace(resolve_settings(args.recipe), **{name: tuple(value) if isinstance(value, list) else value for name, value in given.items()})
+    return PretrainJob(tuple(args.text), Path(args.output), settings, tuple(args.exclude_overlap), args.resume, args.overwrite, not args.no_progress, tuple(argv))
+
+
+def main(argv: list[str] | None = None, prog: str = PROG) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    parser = build_parser()
-    recipe = parser.parse_known_args(argv)[0].recipe
-    if recipe:
-        try:
-            parser.set_defaults(**recipe_defaults(parser, recipe))
-        except RecipeError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 1
+    parser = build_parser(prog)
     args = parser.parse_args(argv)
-    args.argv = argv
-    _check(parser, args)
     try:
-        return run(args)
+        job = job_from_args(args, argv)
+    except RecipeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    _check(parser, job)
+    try:
+        info = pretrain(job)
     except TextInputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except BaseModelError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    if info is not None:
+        _log(summary_line(job.output, info))
+    return 0
 
 
 if __name__ == "__main__":

@@ -38,18 +38,24 @@ class ScratchSizes:
     max_position_embeddings: int = 512
 
 
-def add_size_arguments(group, defaults: ScratchSizes, note: str = "") -> None:
+def add_size_arguments(group, defaults: ScratchSizes, note: str = "", given_only: bool = False) -> None:
     """The ``--vocab-size --hidden-size --layers --heads --intermediate-size`` options of a
-    from-scratch BERT (training.train and training.pretrain), ``note`` prefixed to each help."""
-    group.add_argument("--vocab-size", type=int, default=defaults.vocab_size, help=f"{note}WordPiece vocabulary size, at most (default %(default)s)")
-    group.add_argument("--hidden-size", type=int, default=defaults.hidden_size, help=f"{note}hidden size (default %(default)s)")
-    group.add_argument("--layers", type=int, default=defaults.num_hidden_layers, help=f"{note}transformer layers (default %(default)s)")
-    group.add_argument("--heads", type=int, default=defaults.num_attention_heads, help=f"{note}attention heads (default %(default)s)")
-    group.add_argument("--intermediate-size", type=int, default=defaults.intermediate_size, help=f"{note}feed-forward size (default %(default)s)")
+    from-scratch BERT (training.train and training.pretrain), ``note`` prefixed to each help. With
+    ``given_only`` an option left out reads None (training.pretrain: a recipe's value may apply)."""
+    options = (
+        ("--vocab-size", "WordPiece vocabulary size, at most", defaults.vocab_size),
+        ("--hidden-size", "hidden size", defaults.hidden_size),
+        ("--layers", "transformer layers", defaults.num_hidden_layers),
+        ("--heads", "attention heads", defaults.num_attention_heads),
+        ("--intermediate-size", "feed-forward size", defaults.intermediate_size),
+    )
+    for option, what, default in options:
+        group.add_argument(option, type=int, default=None if given_only else default, help=f"{note}{what} (default {default})")
 
 
 def sizes_from_arguments(args, max_position_embeddings: int) -> ScratchSizes:
-    """The sizes ``add_size_arguments`` read from the command line."""
+    """The sizes ``add_size_arguments`` read from the command line (or a settings object with the
+    same names: training.pretrain.PretrainSettings)."""
     return ScratchSizes(
         vocab_size=args.vocab_size,
         hidden_size=args.hidden_size,

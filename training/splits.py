@@ -14,9 +14,8 @@ import json
 import sys
 from pathlib import Path
 
-from serving.annotation import atomic_write_text, write_documents
+from serving.annotation import InvalidDataError, atomic_write_text, write_documents
 
-from .data import InvalidDataError
 from .dev_splits import SourceSplit, split_record
 from .sources import Recipe, RecipeError, load_recipe
 

@@ -26,6 +26,8 @@ from serving.spans import Span  # noqa: F401  (the docstring examples build span
 from training.dev_splits import normalised_text
 from training.modelcard import table_cell
 
+PROG = "python -m training.stats"  # the name in its usage line (arabic-ner passes its own)
+
 
 def count_table(documents: list[Document]) -> str:
     """Markdown table: one row per document, one column per label, with totals."""
@@ -170,8 +172,8 @@ def disagreements(first: list[Document], second: list[Document]) -> list[str]:
     return lines
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m training.stats", description=__doc__.splitlines()[0])
+def main(argv: list[str] | None = None, prog: str = PROG) -> int:
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
     parser.add_argument("file", help="annotation JSONL")
     parser.add_argument("--compare", metavar="OTHER", help="a second annotation pass of the same texts")
     parser.add_argument("--by-sentence", action="store_true", help="OTHER annotates the same sentences in files of its own: match lines by their normalised text")

@@ -37,10 +37,10 @@ import shlex
 import shutil
 import sys
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -48,7 +48,7 @@ from datasets import Dataset
 from transformers import DataCollatorForTokenClassification, EarlyStoppingCallback, TrainingArguments
 from transformers.training_args import ParallelMode
 
-from serving.annotation import Document, atomic_write_text
+from serving.annotation import Document, InvalidDataError, atomic_write_text
 from serving.decoding import count_transitions, transition_probabilities
 from serving.schema import BIO_TAGS, ENTITY_LABELS
 from serving.text import segment_words
@@ -57,7 +57,8 @@ from serving.word_reader import WordDecoder, make_decoder, read_words
 from .base_model import DEFAULT_BASE_MODEL, BaseModelError, load_pretrained, randomly_initialised
 from .crops import crops_for_document
 from .cv import cross_validate
-from .data import InvalidDataError, Segment, default_overlap, document_segments, encode_examples, usable_max_length
+from .data import Segment, default_overlap, document_segments, encode_examples, usable_max_length
+from .dev_splits import SourceSplit, move_to_dev, split_record
 from .hardware import PRECISIONS, device_name, trainer_device_arguments
 from .loss import LOSSES, PartialLabelTrainer
 from .model_dir import last_complete_checkpoint, publish, staging_dir_for, write_trained_texts
@@ -66,7 +67,9 @@ from .predict import WordPredictor
 from .scoring import entity_scores, mean_source_f1, per_source_reports, scored_by_source, scorings_by_source
 from .scratch import ScratchSizes, add_size_arguments, build_scratch_model, check_size_arguments, sizes_from_arguments
 from .sources import Recipe, RecipeError, check_setting, load_recipe, recipe_from_files, weighted_copies
-from .dev_splits import SourceSplit, move_to_dev, split_record
+
+PROG = "python -m training.train"  # the name in its usage line (arabic-ner passes its own)
+
 
 class ArgumentError(ValueError):
     """Command-line values that contradict the data (unknown dev ids, say)."""
@@ -107,6 +110,15 @@ SCRATCH_DEFAULTS = {"epochs": 20.0, "learning_rate": 1e-3, "batch_size": 8, "ear
 
 
 @dataclass(frozen=True)
+class CrossValidation:
+    """Leave-one-article-out over one source's training documents before the final model is
+    trained (``cross_validate_source``); the other sources train in every fold."""
+
+    source: str
+    folds: int | None = None  # only the first K folds
+
+
+@dataclass(frozen=True)
 class TrainJob:
     """One fine-tuning run: what ``python -m training.train`` parses its command line into, and what
     ``training.build_default`` builds for each stage. ``train(job)`` runs it."""
@@ -116,8 +128,7 @@ class TrainJob:
     source: ModelSource = field(default_factory=ModelSource)
     settings: TrainSettings = field(default_factory=TrainSettings)  # resolved: defaults, recipe, options
     dev_ids: tuple[str, ...] = ()  # documents moved to their source's dev set
-    cv_source: str | None = None  # cross-validate over this source's documents first (None: no CV)
-    cv_folds: int | None = None  # only the first K folds
+    cv: CrossValidation | None = None  # cross-validate first (None: no cross-validation)
     progress: bool = True
     # The equivalent command line: recorded in the card, and an interrupted run continues only
     # under the same one (and the same settings).
@@ -126,7 +137,7 @@ class TrainJob:
     @property
     def command(self) -> str:
         """The run as a command, as the card records it and a build logs it."""
-        return "python -m training.train " + shlex.join(self.argv)
+        return f"{PROG} " + shlex.join(self.argv)
 
 
 @dataclass
@@ -245,7 +256,7 @@ def predicted_by_segment(logits, examples: Sequence[dict], segments: Sequence[Se
     [['O', 'B-PERS', 'O']]
     """
     read: list[dict[int, np.ndarray]] = [{} for _ in segments]
-    for example, rows in zip(examples, logits):
+    for example, rows in zip(examples, logits, strict=True):
         for position, word in enumerate(example["word_index"]):
             if word >= 0:
                 read[example["segment"]][word] = rows[position]
@@ -402,9 +413,9 @@ def write_model_dir(staging: Path, trained: TrainedModel, info: dict) -> None:
 # Command line
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m training.train",
+        prog=prog,
         description="Fine-tune a BERT-family encoder for Arabic NER on annotation JSONL files.",
     )
     data = parser.add_mutually_exclusive_group(required=True)
@@ -555,7 +566,7 @@ def _word_count(documents: Sequence[Document]) -> int:
 def data_record(recipe: Recipe, splits: Sequence[SourceSplit], trained: TrainedModel) -> dict:
     """What metrics.json and the card say about the data: every source, its file, split and size."""
     sources = []
-    for source, split in zip(recipe.sources, splits):
+    for source, split in zip(recipe.sources, splits, strict=True):
         documents = split.train + split.dev
         annotated = [label for label in ENTITY_LABELS if any(label in d.annotated for d in documents)]
         sources.append(
@@ -614,7 +625,7 @@ def run_record(job: TrainJob, splits: Sequence[SourceSplit], trained: TrainedMod
         "training_set": fit_scores(trained, sample),
         "dev": dev_summary(trained, dev) if dev else None,
         "git_commit": git_commit(),
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "command": job.command,
     }
 
@@ -654,20 +665,44 @@ def prepare_staging(staging: Path, argv: Sequence[str], settings: TrainSettings)
     atomic_write_text(record, command)
 
 
+def held_out_in_turn(splits: Sequence[SourceSplit], cv: CrossValidation) -> SourceSplit:
+    """The split whose training documents cross-validation holds out in turn; raises ArgumentError
+    for an unknown source, or one with fewer than 2 documents."""
+    names = [s.name for s in splits]
+    if cv.source not in names:
+        raise ArgumentError(f"--cv-source {cv.source!r} is not a source (sources: {', '.join(names)})")
+    split = splits[names.index(cv.source)]
+    if len(split.train) < 2:
+        raise ArgumentError(f"--cv needs at least 2 documents in source {cv.source!r}; it has {len(split.train)}")
+    return split
+
+
+def cross_validate_source(job: TrainJob, data: TrainingData, split: SourceSplit, work_dir: Path) -> dict | None:
+    """The cross-validation ``job.cv`` asks for: leave-one-article-out over ``split``'s training
+    documents (``training.cv``, ``held_out_in_turn``) with the job's model source and settings, every other source's training documents in each fold (fold k works
+    in ``work_dir/fold-k``). Returns the summary, naming the source and the sources always trained
+    on; None on the other processes of a multi-process run."""
+    others = [(name, d) for name, d in data.train if name != split.name]
+    as_trained = job.recipe.source(split.name).as_trained
+
+    def fit(fold_train: Sequence[Document], fold: int) -> TrainedModel:
+        fold_data = TrainingData(others + [(split.name, as_trained(d)) for d in fold_train], [], data.weights)
+        return train_model(fold_data, job.source, job.settings, work_dir / f"fold-{fold}", job.progress)
+
+    summary = cross_validate(split.train, fit, folds=job.cv.folds, log=_log)
+    if summary:
+        summary["source"] = split.name
+        summary["other_sources"] = sorted({name for name, _ in others if data.weights.get(name, 1.0) > 0})
+    return summary
+
+
 def train(job: TrainJob) -> dict | None:
     """Fine-tune ``job.source`` on ``job.recipe`` into the model directory ``job.output`` (written
     whole or not at all); returns what metrics.json records (None on the other processes of a
     multi-process run). An interrupted run continues from its last epoch when run again."""
     recipe, source, settings = job.recipe, job.source, job.settings
     splits = move_dev_ids(recipe.split(), job.dev_ids)  # validates every file before any model is loaded
-    cv_split = None
-    if job.cv_source is not None:
-        names = [s.name for s in splits]
-        if job.cv_source not in names:
-            raise ArgumentError(f"--cv-source {job.cv_source!r} is not a source (sources: {', '.join(names)})")
-        cv_split = splits[names.index(job.cv_source)]
-        if len(cv_split.train) < 2:
-            raise ArgumentError(f"--cv needs at least 2 documents in source {job.cv_source!r}; it has {len(cv_split.train)}")
+    cv_split = held_out_in_turn(splits, job.cv) if job.cv else None
     data = training_data(recipe, splits)
     staging = staging_dir_for(job.output)
     if _is_main_process():
@@ -677,18 +712,7 @@ def train(job: TrainJob) -> dict | None:
         _log(f"source {split.name}: {len(split.train)} training document(s), {len(split.dev)} dev, {split.held_back_lines} line(s) of {len(split.held_back)} held back (text shared with dev)")
     _log(f"base model: {base}; settings: " + ", ".join(f"{k}={v}" for k, v in asdict(settings).items()))
     try:
-        cv_summary = None
-        if cv_split is not None:
-            others = [(name, d) for name, d in data.train if name != cv_split.name]
-
-            def fit(fold_train: Sequence[Document], fold: int):
-                fold_data = TrainingData(others + [(cv_split.name, recipe.source(cv_split.name).as_trained(d)) for d in fold_train], [], data.weights)
-                return train_model(fold_data, source, settings, staging / f"fold-{fold}", job.progress)
-
-            cv_summary = cross_validate(cv_split.train, fit, folds=job.cv_folds, log=_log)
-            if cv_summary:
-                cv_summary["source"] = cv_split.name
-                cv_summary["other_sources"] = sorted({name for name, _ in others if data.weights.get(name, 1.0) > 0})
+        cv_summary = cross_validate_source(job, data, cv_split, staging) if cv_split else None
         trained = train_model(data, source, settings, staging / "final", job.progress)
         if not trained.is_main_process:
             return None
@@ -730,14 +754,14 @@ def job_from_args(args: argparse.Namespace, argv: Sequence[str]) -> TrainJob:
     """The run a parsed command line describes (reads and checks the recipe: RecipeError)."""
     recipe = load_recipe_from_args(args)
     source, settings = settings_from_args(args, recipe)
-    cv_source = (args.cv_source or recipe.sources[0].name) if args.cv else None
+    cv = CrossValidation(args.cv_source or recipe.sources[0].name, args.cv_folds) if args.cv else None
     dev_ids = tuple(i.strip() for i in (args.dev_ids or "").split(",") if i.strip())
-    return TrainJob(recipe, Path(args.output), source, settings, dev_ids, cv_source, args.cv_folds, not args.no_progress, tuple(argv))
+    return TrainJob(recipe, Path(args.output), source, settings, dev_ids, cv, not args.no_progress, tuple(argv))
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, prog: str = PROG) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    parser = build_parser()
+    parser = build_parser(prog)
     args = parser.parse_args(argv)
     _check_arguments(parser, args)
     try:

@@ -10,9 +10,11 @@ import sys
 
 from serving.annotation import validate_file
 
+PROG = "python -m training.validate"  # the name in its usage line (arabic-ner passes its own)
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m training.validate", description=__doc__.splitlines()[0])
+
+def main(argv: list[str] | None = None, prog: str = PROG) -> int:
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
     parser.add_argument("files", nargs="+", metavar="FILE", help="annotation JSONL files")
     args = parser.parse_args(argv)
     problem_count = 0
