@@ -14,7 +14,7 @@ NER_MODEL_DIR ?= models/default
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 export NER_MODEL_DIR
 
-.PHONY: serve test test-fast check-readme install-serve install-dev corpora splits encoder compare-encoders default-model e5-encoder compare-arms
+.PHONY: serve test test-fast lint check-readme install-serve install-dev corpora splits encoder compare-encoders default-model e5-encoder compare-arms
 
 # The shipped model, from public data (README, "The default model"; docs/default-model-experiments.md):
 #   make corpora            - convert annotations/corpora/* with their label maps into runs/corpora/*.jsonl (seconds)
@@ -81,12 +81,17 @@ serve: install-serve
 	  exit 1; }
 	$(VENV)/bin/arabic-ner serve --model $(NER_MODEL_DIR) --port $(PORT)
 
-test: install-dev
+test: lint
 	$(PY) -m pytest
 
 # Everything but the tests that build, train, export or serve a model (pytest -m "not model").
-test-fast: install-dev
+test-fast: lint
 	$(PY) -m pytest -m "not model"
+
+# ruff's lint rules and formatter (pyproject.toml, [tool.ruff]); `ruff format .` and `ruff check --fix .` repair most findings.
+lint: install-dev
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
 
 # Every command of README.md: its --help parses the options used, the files and make targets it names
 # exist, and the quick ones run (tests/test_readme.py; part of make test too).
