@@ -91,7 +91,16 @@ def start_node(role: str, temp_dir: Path, log: Path) -> subprocess.Popen:
     """``ray start --block`` in a process group of its own: stopping it stops this node only (``ray stop``
     would stop every Ray on the machine)."""
     node_manager, object_manager, first_worker = NODE_PORTS[role]
-    command = [str(Path(sys.executable).parent / "ray"), "start", "--block", "--num-cpus", "1", "--object-store-memory", str(512 << 20), "--disable-usage-stats"]
+    command = [
+        str(Path(sys.executable).parent / "ray"),
+        "start",
+        "--block",
+        "--num-cpus",
+        "1",
+        "--object-store-memory",
+        str(512 << 20),
+        "--disable-usage-stats",
+    ]
     command += ["--node-ip-address", "127.0.0.1"]  # loopback only
     command += ["--node-manager-port", str(node_manager), "--object-manager-port", str(object_manager)]
     command += ["--min-worker-port", str(first_worker), "--max-worker-port", str(first_worker + 50)]
@@ -131,7 +140,9 @@ def main(argv: list[str] | None = None) -> int:
     bulk = [python, "-m", "serving.bulk", str(archive), "--model", model, "--no-progress", "--block-size", str(args.documents // 20)]
     table = []  # (run, actors x threads, nodes, seconds, peak MB per actor, blocks per node)
 
-    seconds = timed([python, "-m", "serving.tag", "--model", model, str(archive), "--output", str(args.work_dir / "tag.jsonl"), "--no-progress"])
+    seconds = timed(
+        [python, "-m", "serving.tag", "--model", model, str(archive), "--output", str(args.work_dir / "tag.jsonl"), "--no-progress"]
+    )
     baseline_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss // 1024
     table.append(("serving.tag, one process", "1 x 2", 1, seconds, f"{baseline_mb} (the process)", "-"))
     for actors, threads in ((2, 1), (1, 2)):
@@ -152,15 +163,28 @@ def main(argv: list[str] | None = None) -> int:
             os.killpg(node.pid, signal.SIGTERM)
             node.wait(timeout=60)
     per_node = Counter(marker["node_id"] for marker in markers(cluster))
-    table.append(("serving.bulk, two-node cluster", "2 x 1", len(per_node), seconds, peak_mb_per_actor(cluster), " / ".join(map(str, per_node.values()))))
+    table.append(
+        (
+            "serving.bulk, two-node cluster",
+            "2 x 1",
+            len(per_node),
+            seconds,
+            peak_mb_per_actor(cluster),
+            " / ".join(map(str, per_node.values())),
+        )
+    )
     equal = rows(cluster) == rows(args.work_dir / "local-2x1")
 
     baseline = words / table[0][3]
-    print(f"\n{args.documents:,} documents, {words:,} words ({args.words}-word pieces of {args.corpora.name}/*.jsonl); model {args.model.name}; {os.cpu_count()} cores; load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after\n")
+    print(
+        f"\n{args.documents:,} documents, {words:,} words ({args.words}-word pieces of {args.corpora.name}/*.jsonl); model {args.model.name}; {os.cpu_count()} cores; load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after\n"
+    )
     print("| run | actors x threads | nodes | wall s | words/s | vs serving.tag | peak MB per actor | blocks per node |")
     print("|---|---|---|---|---|---|---|---|")
     for run, shape, node_count, seconds, memory, blocks in table:
-        print(f"| {run} | {shape} | {node_count} | {seconds:.1f} | {words / seconds:,.0f} | {words / seconds / baseline:.2f}x | {memory} | {blocks} |")
+        print(
+            f"| {run} | {shape} | {node_count} | {seconds:.1f} | {words / seconds:,.0f} | {words / seconds / baseline:.2f}x | {memory} | {blocks} |"
+        )
     print(f"\ncluster output equals the local run's: {equal}; both nodes took blocks: {len(per_node) == 2}")
     return 0 if equal and len(per_node) == 2 else 1
 

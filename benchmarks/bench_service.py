@@ -73,7 +73,9 @@ async def batch_counters(client: httpx.AsyncClient) -> tuple[float, float]:
     return values.get("sum", 0.0), values.get("count", 0.0)
 
 
-async def run_level(client: httpx.AsyncClient, text_kind: str, text: str, clients: int, requests: int, max_seconds: float, background: str | None = None) -> Level:
+async def run_level(
+    client: httpx.AsyncClient, text_kind: str, text: str, clients: int, requests: int, max_seconds: float, background: str | None = None
+) -> Level:
     """``clients`` clients send ``text``; with ``background``, as many more send that text until
     they are done (only the first clients' requests are timed; "batch" counts both)."""
     expected = (await client.post("/tag", json={"text": text})).json()  # warm-up, and the reference answer
@@ -125,7 +127,11 @@ async def benchmark(url: str, concurrency: list[int], requests: int, max_seconds
                 levels.append(await run_level(client, text_kind, text, clients, max(count, clients), max_seconds))
                 print(levels[-1].row(), file=sys.stderr, flush=True)
             if clients > 1:
-                levels.append(await run_level(client, "empty, beside long", "", clients, max(requests, clients), max_seconds, background=sample_texts()["long"]))
+                levels.append(
+                    await run_level(
+                        client, "empty, beside long", "", clients, max(requests, clients), max_seconds, background=sample_texts()["long"]
+                    )
+                )
                 print(levels[-1].row(), file=sys.stderr, flush=True)
     return levels
 
@@ -149,10 +155,16 @@ def table(levels: list[Level], texts: dict[str, str]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model-dir", default=os.environ.get("NER_MODEL_DIR", "models/default"), help="model to serve (default: $NER_MODEL_DIR or models/default)")
+    parser.add_argument(
+        "--model-dir",
+        default=os.environ.get("NER_MODEL_DIR", "models/default"),
+        help="model to serve (default: $NER_MODEL_DIR or models/default)",
+    )
     parser.add_argument("--url", help="benchmark this running service (127.0.0.1 only) instead of starting one")
     parser.add_argument("--concurrency", default="1,8,32", help="client counts (default: 1,8,32)")
-    parser.add_argument("--requests", type=int, default=400, help="requests per level for the short text; a fifth of it for the long one (default: 400)")
+    parser.add_argument(
+        "--requests", type=int, default=400, help="requests per level for the short text; a fifth of it for the long one (default: 400)"
+    )
     parser.add_argument("--max-seconds", type=float, default=60.0, help="time cap per level (default: 60)")
     parser.add_argument("--api-key", default=os.environ.get("NER_API_KEY"), help="bearer key, if the service needs one")
     args = parser.parse_args(argv)

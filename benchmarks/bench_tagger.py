@@ -115,7 +115,13 @@ def build_model(shape: ModelShape, target: Path) -> dict[str, Any]:
     from training.scratch import ScratchSizes, build_scratch_model
 
     texts = [path.read_text(encoding="utf-8") for path in SEED_PATHS]
-    sizes = ScratchSizes(vocab_size=shape.vocab, hidden_size=shape.hidden, num_hidden_layers=shape.layers, num_attention_heads=shape.heads, intermediate_size=shape.intermediate)
+    sizes = ScratchSizes(
+        vocab_size=shape.vocab,
+        hidden_size=shape.hidden,
+        num_hidden_layers=shape.layers,
+        num_attention_heads=shape.heads,
+        intermediate_size=shape.intermediate,
+    )
     model, tokenizer = build_scratch_model(texts, sizes)
     learnt = len(tokenizer)
     tokenizer = padded_tokenizer(tokenizer, max(shape.vocab, learnt))
@@ -276,7 +282,13 @@ def summarise(raw: dict[str, Any], documents: Sequence[str], total_words: int) -
         latency = {"p50_ms": 1000 * percentile(raw["latencies"], 50), "p95_ms": 1000 * percentile(raw["latencies"], 95)}
     else:
         latency = {"p50_ms": None, "p95_ms": None}
-    return {"words_per_s": total_words / seconds, "docs_per_s": len(documents) / seconds, **latency, "peak_rss_mb": raw["peak_rss_mb"], "seconds": seconds}
+    return {
+        "words_per_s": total_words / seconds,
+        "docs_per_s": len(documents) / seconds,
+        **latency,
+        "peak_rss_mb": raw["peak_rss_mb"],
+        "seconds": seconds,
+    }
 
 
 def markdown_table(results: dict[str, dict[str, Any]]) -> str:
@@ -316,7 +328,10 @@ def environment_line(threads: int, shape: ModelShape, vocab: dict[str, int], loa
     import onnxruntime
     import torch
 
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")), platform.processor())
+    cpu = next(
+        (line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")),
+        platform.processor(),
+    )
     return (
         f"{cpu}, {os.cpu_count()} cores, {threads} threads per variant; load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after "
         "(above 0.5 means other work shared the cores); "
@@ -327,9 +342,16 @@ def environment_line(threads: int, shape: ModelShape, vocab: dict[str, int], loa
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.bench_tagger", description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="small model and few documents: checks the script end to end in about a minute")
+    parser.add_argument(
+        "--quick", action="store_true", help="small model and few documents: checks the script end to end in about a minute"
+    )
     parser.add_argument("--variants", default="abcde", help="which of a, b, c, d, e to run (default: all)")
-    parser.add_argument("--default-model", type=Path, default=ROOT / "models" / "default", help="the exported model of variant (e) (default: models/default)")
+    parser.add_argument(
+        "--default-model",
+        type=Path,
+        default=ROOT / "models" / "default",
+        help="the exported model of variant (e) (default: models/default)",
+    )
     parser.add_argument("--threads", type=int, default=2, help="intra-op threads for every variant (default: 2)")
     parser.add_argument("--batch-size", type=int, default=32, help="windows per model run (tagger) / chunks per run (pipeline)")
     parser.add_argument("--rounds", type=int, default=1, help="timed passes per variant; the fastest counts (default: 1)")
@@ -366,14 +388,20 @@ def main(argv: list[str] | None = None) -> int:
     for variant in (v for v in "abcde" if v in args.variants):
         results[variant] = summarise(run_variant(variant, model_for[variant], documents_path, args), documents, total_words)
     vocab = json.loads((args.work_dir / shape.name / "vocab.json").read_text(encoding="utf-8"))
-    print(f"\n{len(documents)} documents, {total_words:,} words ({seed_repeats}x the 5 seeds + {long_documents} of >= {args.long_words} words)")
+    print(
+        f"\n{len(documents)} documents, {total_words:,} words ({seed_repeats}x the 5 seeds + {long_documents} of >= {args.long_words} words)"
+    )
     print(environment_line(args.threads, shape, vocab, load_before) + "\n")
     print(markdown_table(results) + "\n")
     print("\n".join(ratio_lines(results)))
     if args.quick:
-        print("\n--quick runs a small model, on which tokenisation and Python overhead weigh far more than on BERT-base: the targets are for the full run.")
+        print(
+            "\n--quick runs a small model, on which tokenisation and Python overhead weigh far more than on BERT-base: the targets are for the full run."
+        )
     if args.json:
-        args.json.write_text(json.dumps({"documents": len(documents), "words": total_words, "results": results}, indent=2), encoding="utf-8")
+        args.json.write_text(
+            json.dumps({"documents": len(documents), "words": total_words, "results": results}, indent=2), encoding="utf-8"
+        )
     return 0
 
 

@@ -207,7 +207,7 @@ def span_problems(document: Document) -> Iterator[str]:
         if _is_edge_junk(covered[0]) or _is_edge_junk(covered[-1]):
             yield f"{name}: whitespace or punctuation at an edge of {covered!r}"
         elif span.start not in starts or span.end not in ends:
-            yield f"{name}: not on word boundaries ({covered!r} cuts a word: …{text[max(0, span.start - 10):span.end + 10]}…)"
+            yield f"{name}: not on word boundaries ({covered!r} cuts a word: …{text[max(0, span.start - 10) : span.end + 10]}…)"
         if previous is not None and span.start < previous.end:
             yield f"{name}: overlaps span {previous.start}-{previous.end} {previous.label}"
         if previous is None or span.end > previous.end:

@@ -70,7 +70,9 @@ EXIT_OK, EXIT_FAILED, EXIT_RECORD_ERRORS = 0, 1, 3
 ENTITY_TYPE = pa.struct(
     [("text", pa.string()), ("label", pa.string()), ("start", pa.int32()), ("end", pa.int32()), ("score", pa.float64())]
 )
-OUTPUT_SCHEMA = pa.schema([("id", pa.string()), ("entities", pa.list_(ENTITY_TYPE)), ("model", pa.string()), ("model_version", pa.string())])
+OUTPUT_SCHEMA = pa.schema(
+    [("id", pa.string()), ("entities", pa.list_(ENTITY_TYPE)), ("model", pa.string()), ("model_version", pa.string())]
+)
 
 PROG = "python -m serving.bulk"  # the name in its usage line (arabic-ner passes its own)
 
@@ -296,12 +298,21 @@ def plan_blocks(sources: Sequence[tuple[str, str]], fields: Fields, block_size: 
             if kind == "txt":
                 units = [(paths, enumerate(txt_record(path, fields) for path in paths))]
             else:
-                units = [([path], jsonl_records(path, fields) if kind == "jsonl" else enumerate(parquet_records(path, fields))) for path in paths]
+                units = [
+                    ([path], jsonl_records(path, fields) if kind == "jsonl" else enumerate(parquet_records(path, fields))) for path in paths
+                ]
             for unit_paths, records in units:
                 for chunk in _chunks(records, block_size):
                     first, last = chunk[0][0], chunk[-1][0]
                     # A block is [first, last + 1): the last record's line (or row) starts before its stop.
-                    block = Block(len(blocks), kind, unit_paths[first : last + 1] if kind == "txt" else unit_paths, first, last + 1, chunk[0][1].line or 1)
+                    block = Block(
+                        len(blocks),
+                        kind,
+                        unit_paths[first : last + 1] if kind == "txt" else unit_paths,
+                        first,
+                        last + 1,
+                        chunk[0][1].line or 1,
+                    )
                     for index, (_, record) in enumerate(chunk):
                         if record.reason is None and record.id in first_seen:
                             block.duplicates[index] = first_seen[record.id]
@@ -370,7 +381,8 @@ def tag_block(tagger: Tagger, block: Block, settings: Settings) -> dict[str, Any
         {
             "id": document.id,
             "entities": [
-                {"text": e.text, "label": e.label, "start": e.start, "end": e.end, "score": round(e.score, SCORE_DECIMALS)} for e in entities
+                {"text": e.text, "label": e.label, "start": e.start, "end": e.end, "score": round(e.score, SCORE_DECIMALS)}
+                for e in entities
             ],
             "model": tagger.name,
             "model_version": settings.model_version,
@@ -480,7 +492,11 @@ def run_blocks(blocks: Sequence[Block], settings: Settings, actors: int | None, 
     print(f"tagging {len(blocks)} block(s) on {actors} actor(s) x {settings.threads} ONNX thread(s), {cpus} CPUs", file=sys.stderr)
     dataset = ray.data.from_items([{"block": block.to_json()} for block in blocks], override_num_blocks=len(blocks))
     tagged = dataset.map_batches(
-        BlockTagger, fn_constructor_args=(settings,), batch_size=1, compute=ray.data.ActorPoolStrategy(size=actors), num_cpus=settings.threads
+        BlockTagger,
+        fn_constructor_args=(settings,),
+        batch_size=1,
+        compute=ray.data.ActorPoolStrategy(size=actors),
+        num_cpus=settings.threads,
     )
     for _ in tagged.iter_batches(batch_size=None):
         pass
@@ -497,19 +513,40 @@ def summarize(output: Path, blocks: Sequence[Block]) -> tuple[int, int, int]:
 def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
     parser.add_argument("inputs", nargs="+", metavar="INPUT", help=".jsonl, .parquet or .txt files, folders of them, or globs")
-    parser.add_argument("--output", required=True, type=Path, metavar="DIR", help="output folder (created; a folder of this command's resumes)")
-    parser.add_argument("--model", type=Path, metavar="DIR", default=Path(os.environ.get("NER_MODEL_DIR", "models/default")), help="exported model (default: $NER_MODEL_DIR or models/default)")
+    parser.add_argument(
+        "--output", required=True, type=Path, metavar="DIR", help="output folder (created; a folder of this command's resumes)"
+    )
+    parser.add_argument(
+        "--model",
+        type=Path,
+        metavar="DIR",
+        default=Path(os.environ.get("NER_MODEL_DIR", "models/default")),
+        help="exported model (default: $NER_MODEL_DIR or models/default)",
+    )
     parser.add_argument("--format", choices=FORMATS, default="parquet", help="output format (default: parquet)")
     parser.add_argument("--id-field", default="id", help="id field of JSONL and Parquet inputs (default: id)")
     parser.add_argument("--text-field", default="text", help="text field of JSONL and Parquet inputs (default: text)")
-    parser.add_argument("--max-chars", type=positive_int, default=DEFAULT_MAX_CHARS, help=f"longer texts are errors (default: {DEFAULT_MAX_CHARS:,})")
-    parser.add_argument("--block-size", type=positive_int, default=DEFAULT_BLOCK_SIZE, help=f"records per block, the unit of work and of resume (default: {DEFAULT_BLOCK_SIZE})")
+    parser.add_argument(
+        "--max-chars", type=positive_int, default=DEFAULT_MAX_CHARS, help=f"longer texts are errors (default: {DEFAULT_MAX_CHARS:,})"
+    )
+    parser.add_argument(
+        "--block-size",
+        type=positive_int,
+        default=DEFAULT_BLOCK_SIZE,
+        help=f"records per block, the unit of work and of resume (default: {DEFAULT_BLOCK_SIZE})",
+    )
     parser.add_argument("--actors", type=positive_int, help="tagging actors (default: Ray's CPUs / --threads)")
     parser.add_argument("--threads", type=positive_int, default=1, help="ONNX Runtime threads (and Ray CPUs) per actor (default: 1)")
-    parser.add_argument("--batch-size", type=positive_int, default=DEFAULT_MAX_BATCH_SIZE, help=f"windows per model run (default: {DEFAULT_MAX_BATCH_SIZE})")
-    parser.add_argument("--address", help="Ray cluster to run on: auto, HOST:PORT or ray://HOST:10001 (default: $RAY_ADDRESS, else Ray on this machine)")
+    parser.add_argument(
+        "--batch-size", type=positive_int, default=DEFAULT_MAX_BATCH_SIZE, help=f"windows per model run (default: {DEFAULT_MAX_BATCH_SIZE})"
+    )
+    parser.add_argument(
+        "--address", help="Ray cluster to run on: auto, HOST:PORT or ray://HOST:10001 (default: $RAY_ADDRESS, else Ray on this machine)"
+    )
     parser.add_argument("--num-cpus", type=positive_int, help="CPUs of the Ray started on this machine (default: all)")
-    parser.add_argument("--resume", action="store_true", help="continue the run in DIR (the same command does so too); fail if there is none")
+    parser.add_argument(
+        "--resume", action="store_true", help="continue the run in DIR (the same command does so too); fail if there is none"
+    )
     parser.add_argument("--allow-errors", action="store_true", help="exit 0 even when some records are in DIR/_errors")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     return parser
@@ -527,14 +564,29 @@ def main(argv: list[str] | None = None, prog: str = PROG) -> int:
         Tagger.load(args.model, intra_op_num_threads=1)  # a bad model fails here, not in every actor
         version = model_version(args.model)
         sources = expand_inputs(args.inputs, args.output)
-        options = {"fields": asdict(fields), "block_size": args.block_size, "format": args.format, "model": str(args.model.resolve()), "model_version": version}
+        options = {
+            "fields": asdict(fields),
+            "block_size": args.block_size,
+            "format": args.format,
+            "model": str(args.model.resolve()),
+            "model_version": version,
+        }
         blocks = prepare_output(args.output, sources, options, fields, args.block_size, args.resume, progress)
         done = done_markers(args.output)
         pending = [block for block in blocks if block.number not in done]
         if done:
             print(f"resuming: {len(blocks) - len(pending)} of {len(blocks)} block(s) already done", file=sys.stderr)
         if pending:
-            settings = Settings(str(args.model.resolve()), os.getcwd(), args.threads, args.batch_size, str(args.output.resolve()), args.format, fields, version)
+            settings = Settings(
+                str(args.model.resolve()),
+                os.getcwd(),
+                args.threads,
+                args.batch_size,
+                str(args.output.resolve()),
+                args.format,
+                fields,
+                version,
+            )
             connect(args.address, args.num_cpus)
             run_blocks(pending, settings, args.actors, progress)
         read, tagged, errors = summarize(args.output, blocks)

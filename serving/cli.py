@@ -57,7 +57,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def serve_parser(prog: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=prog, description=SUBCOMMANDS["serve"].summary)
-    parser.add_argument("--model", default=os.environ.get("NER_MODEL_DIR", "models/default"), help="exported model directory (sets NER_MODEL_DIR; default %(default)s)")
+    parser.add_argument(
+        "--model",
+        default=os.environ.get("NER_MODEL_DIR", "models/default"),
+        help="exported model directory (sets NER_MODEL_DIR; default %(default)s)",
+    )
     parser.add_argument("--host", default="0.0.0.0", help="address to listen on (default %(default)s)")
     parser.add_argument("--port", type=int, default=3000, help="port (default %(default)s)")
     return parser

@@ -43,7 +43,9 @@ class ConllLayout:
 
     def __post_init__(self) -> None:
         if self.level < 0 or (self.level and self.tag_column < 0):
-            raise ValueError(f"a nested level ({self.level}) needs a tag column counted from the start (0 or more), got tag column {self.tag_column}")
+            raise ValueError(
+                f"a nested level ({self.level}) needs a tag column counted from the start (0 or more), got tag column {self.tag_column}"
+            )
 
 
 @dataclass
@@ -169,12 +171,19 @@ def _is_arabic_letter(ch: str) -> bool:
 
 def _attaches_proclitic(visible: Sequence[str], owner: Sequence[int | None], glue: CliticGlue, i: int) -> bool:
     """Whether token ``i - 1`` is a proclitic to attach to token ``i``."""
-    return visible[i - 1] in glue.proclitics and visible[i][:1] != "" and _is_arabic_letter(visible[i][0]) and owner[i - 1] in (None, owner[i])
+    return (
+        visible[i - 1] in glue.proclitics and visible[i][:1] != "" and _is_arabic_letter(visible[i][0]) and owner[i - 1] in (None, owner[i])
+    )
 
 
 def _attaches_enclitic(visible: Sequence[str], owner: Sequence[int | None], glue: CliticGlue, i: int) -> bool:
     """Whether token ``i`` is an enclitic to attach to token ``i - 1``."""
-    return visible[i] in glue.enclitics and visible[i - 1][-1:] != "" and _is_arabic_letter(visible[i - 1][-1]) and owner[i] in (None, owner[i - 1])
+    return (
+        visible[i] in glue.enclitics
+        and visible[i - 1][-1:] != ""
+        and _is_arabic_letter(visible[i - 1][-1])
+        and owner[i] in (None, owner[i - 1])
+    )
 
 
 def assemble_text(
@@ -202,7 +211,10 @@ def assemble_text(
     for tokens in sentences:
         visible = [strip_invisible(token) for token in tokens]
         owner = mentions[len(offsets)] if mentions is not None else [None] * len(tokens)
-        attached = [False] + [glue is not None and (_attaches_proclitic(visible, owner, glue, i) or _attaches_enclitic(visible, owner, glue, i)) for i in range(1, len(tokens))]
+        attached = [False] + [
+            glue is not None and (_attaches_proclitic(visible, owner, glue, i) or _attaches_enclitic(visible, owner, glue, i))
+            for i in range(1, len(tokens))
+        ]
         sentence_offsets = []
         for i, token in enumerate(tokens):
             if i and not attached[i]:
@@ -239,7 +251,9 @@ def conll_sentences_to_document(sentences: Sequence[ConllSentence], doc_id: str,
         for first, end, label in tag_ranges(sentence.tags):
             start, stop = token_offsets[first][0], token_offsets[end - 1][1]
             if start >= stop:
-                raise ConllFormatError(f"{source}:{sentence.token_lines[first]}: entity {label} has no visible characters ({sentence.tokens[first]!r})")
+                raise ConllFormatError(
+                    f"{source}:{sentence.token_lines[first]}: entity {label} has no visible characters ({sentence.tokens[first]!r})"
+                )
             spans.append(Span(start, stop, label, text[start:stop]))
     return Document(doc_id, text, spans)
 

@@ -158,7 +158,9 @@ class TagDecoder:
             path.append(int(backpointers[i, path[-1]]))
         return path[::-1]
 
-    def decode_words(self, log_probabilities: np.ndarray, read_words: Sequence[int], word_count: int, sentence_starts: Collection[int] = ()) -> list[int]:
+    def decode_words(
+        self, log_probabilities: np.ndarray, read_words: Sequence[int], word_count: int, sentence_starts: Collection[int] = ()
+    ) -> list[int]:
         """The best label ids for ``word_count`` words of which only ``read_words`` (ascending) have
         a row in ``log_probabilities``: the others (no sub-words) are O. ``sentence_starts``: the
         first word of each sentence (see ``best_path``).

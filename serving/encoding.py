@@ -73,7 +73,9 @@ class EncodedText:
     sentence_starts: list[int]
 
 
-def encode_text(text: str, tokens: Sequence[Token], word_ids: Sequence[Sequence[int]], max_length: int, overlap: int, cls_id: int, sep_id: int) -> EncodedText:
+def encode_text(
+    text: str, tokens: Sequence[Token], word_ids: Sequence[Sequence[int]], max_length: int, overlap: int, cls_id: int, sep_id: int
+) -> EncodedText:
     """A text's words (``tokens``, with their ``word_ids``) as windows, sentence by sentence: no
     window spans two sentences (``serving.text.sentence_ranges``), as in training, where each
     sentence is a segment.

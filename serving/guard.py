@@ -99,7 +99,10 @@ class RequestGuard:
         headers = dict(scope["headers"])
         media_type = headers.get(b"content-type", b"application/json").split(b";")[0].strip().lower()
         if media_type != b"application/json":
-            return (415, {"error": f"send the body as JSON with 'Content-Type: application/json', not {media_type.decode('latin-1')!r}"}), receive
+            return (
+                415,
+                {"error": f"send the body as JSON with 'Content-Type: application/json', not {media_type.decode('latin-1')!r}"},
+            ), receive
         max_bytes = self.max_body_bytes[path]
         too_large = (413, {"error": f"request body over {max_bytes} bytes, more than any request within the limits"})
         declared = headers.get(b"content-length", b"")

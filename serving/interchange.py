@@ -51,9 +51,7 @@ def to_label_studio_task(document: Document, scores: Sequence[float] | None = No
     """
     to_utf16 = utf16_offsets(document.text)
     spans = sorted(document.spans)
-    results = [
-        _label_studio_result(span, document.text, to_utf16, None if scores is None else scores[i]) for i, span in enumerate(spans)
-    ]
+    results = [_label_studio_result(span, document.text, to_utf16, None if scores is None else scores[i]) for i, span in enumerate(spans)]
     task: dict[str, Any] = {"data": {"id": document.id, "text": document.text}}
     if model_version is None:
         task["annotations"] = [{"result": results}]

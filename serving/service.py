@@ -175,11 +175,17 @@ class NERService:
         # by /tag and /tag_batch. Called directly: reaching a batchable API from another API goes
         # through BentoML's in-process HTTP proxy, which costs about half the throughput and, in
         # BentoML 1.4.39, drops in-flight calls whenever it renews its session (bentoml#5540, #5698).
-        self.tag_texts = CorkDispatcher(
-            max_latency_in_ms=30_000, max_batch_size=MAX_BATCH_SIZE, fallback=_overloaded, get_batch_size=len
-        )(self._tag_merged)
+        self.tag_texts = CorkDispatcher(max_latency_in_ms=30_000, max_batch_size=MAX_BATCH_SIZE, fallback=_overloaded, get_batch_size=len)(
+            self._tag_merged
+        )
         self.worker_marker = worker_deaths.worker_started(bentoml.server_context.worker_index or 1, logger)
-        logger.info("Model %r loaded from %s; limits: %d characters per text, %d texts per batch", self.tagger.name, MODEL_DIR, MAX_TEXT_CHARS, MAX_BATCH_SIZE)
+        logger.info(
+            "Model %r loaded from %s; limits: %d characters per text, %d texts per batch",
+            self.tagger.name,
+            MODEL_DIR,
+            MAX_TEXT_CHARS,
+            MAX_BATCH_SIZE,
+        )
         if API_KEY is None:
             logger.warning("NER_API_KEY is not set: all routes are open, without authentication")
         else:

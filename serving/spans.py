@@ -42,7 +42,7 @@ def describe_span(span: Span, text: str) -> str:
     >>> describe_span(Span(4, 9, "GPE"), "زار موسكو أمس")
     "span 4-9 GPE 'موسكو' in '…زار [موسكو] أمس…'"
     """
-    return f"span {span.start}-{span.end} {span.label} {text[span.start:span.end]!r} in {_context(text, span.start, span.end)!r}"
+    return f"span {span.start}-{span.end} {span.label} {text[span.start : span.end]!r} in {_context(text, span.start, span.end)!r}"
 
 
 def spans_to_tags(text: str, spans: Sequence[Span], tokens: Sequence[Token] | None = None) -> list[str]:

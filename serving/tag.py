@@ -86,9 +86,7 @@ def tag_documents(tagger: Tagger, documents: Sequence[Document], progress: bool 
 
 
 def as_jsonl_line(document: Document, entities: Sequence[Entity]) -> str:
-    spans = [
-        {"start": e.start, "end": e.end, "label": e.label, "text": e.text, "score": round(e.score, SCORE_DECIMALS)} for e in entities
-    ]
+    spans = [{"start": e.start, "end": e.end, "label": e.label, "text": e.text, "score": round(e.score, SCORE_DECIMALS)} for e in entities]
     return json.dumps({"id": document.id, "text": document.text, "spans": spans}, ensure_ascii=False) + "\n"
 
 
@@ -125,7 +123,9 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     parser.add_argument("--format", choices=FORMATS, default="jsonl", help="output format (default: jsonl)")
     parser.add_argument("--output", type=Path, metavar="FILE", help="write here (atomically) instead of standard output")
     parser.add_argument("--threads", type=positive_int, help="ONNX Runtime intra-op threads (default: the cores available)")
-    parser.add_argument("--batch-size", type=positive_int, default=DEFAULT_MAX_BATCH_SIZE, help=f"windows per model run (default: {DEFAULT_MAX_BATCH_SIZE})")
+    parser.add_argument(
+        "--batch-size", type=positive_int, default=DEFAULT_MAX_BATCH_SIZE, help=f"windows per model run (default: {DEFAULT_MAX_BATCH_SIZE})"
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     return parser
 

@@ -30,7 +30,9 @@ class WordDecoder(Protocol):
 
     labels: tuple[str, ...]
 
-    def decode_words(self, log_probabilities: np.ndarray, read_words: Sequence[int], word_count: int, sentence_starts: Collection[int] = ()) -> list[int]: ...
+    def decode_words(
+        self, log_probabilities: np.ndarray, read_words: Sequence[int], word_count: int, sentence_starts: Collection[int] = ()
+    ) -> list[int]: ...
 
 
 class ArgmaxDecoder:
@@ -44,7 +46,9 @@ class ArgmaxDecoder:
     def __init__(self, labels: Sequence[str]):
         self.labels = tuple(labels)
 
-    def decode_words(self, log_probabilities: np.ndarray, read_words: Sequence[int], word_count: int, sentence_starts: Collection[int] = ()) -> list[int]:
+    def decode_words(
+        self, log_probabilities: np.ndarray, read_words: Sequence[int], word_count: int, sentence_starts: Collection[int] = ()
+    ) -> list[int]:
         label_ids = [self.labels.index(OUTSIDE)] * word_count
         for word, label_id in zip(read_words, log_probabilities.argmax(axis=1).tolist(), strict=True):
             label_ids[word] = label_id
@@ -105,7 +109,9 @@ class WordTags(NamedTuple):
     confidence: list[float]
 
 
-def read_words(decoder: WordDecoder, read: Sequence[int], logits: np.ndarray, word_count: int, sentence_starts: Collection[int] = ()) -> WordTags:
+def read_words(
+    decoder: WordDecoder, read: Sequence[int], logits: np.ndarray, word_count: int, sentence_starts: Collection[int] = ()
+) -> WordTags:
     """Tags of ``word_count`` words, of which the words ``read`` have a row of ``logits`` each
     (in that order); the others are O.
 

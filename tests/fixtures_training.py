@@ -17,7 +17,20 @@ ROOT = Path(__file__).resolve().parents[1]
 SEEDS = ROOT / "annotations" / "seeds.jsonl"
 
 # Small enough to train in seconds, big enough to fit the seeds; see training/scratch.py.
-TINY_MODEL_ARGS = ["--from-scratch", "--hidden-size", "128", "--layers", "2", "--heads", "2", "--intermediate-size", "256", "--epochs", "25", "--no-progress"]
+TINY_MODEL_ARGS = [
+    "--from-scratch",
+    "--hidden-size",
+    "128",
+    "--layers",
+    "2",
+    "--heads",
+    "2",
+    "--intermediate-size",
+    "256",
+    "--epochs",
+    "25",
+    "--no-progress",
+]
 
 
 @pytest.fixture(scope="session")

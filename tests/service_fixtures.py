@@ -49,7 +49,9 @@ def free_port() -> int:
 
 
 class ServiceProcess:
-    def __init__(self, model_dir: str | os.PathLike, log_path: Path, env: dict[str, str] | None = None, command: Sequence[str] = SERVE_COMMAND) -> None:
+    def __init__(
+        self, model_dir: str | os.PathLike, log_path: Path, env: dict[str, str] | None = None, command: Sequence[str] = SERVE_COMMAND
+    ) -> None:
         self.command = [*command, "--host", "127.0.0.1"]
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -65,7 +67,14 @@ class ServiceProcess:
 
     def start(self) -> subprocess.Popen:
         with open(self.log_path, "wb") as log:
-            self.process = subprocess.Popen([*self.command, "--port", str(self.port)], cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            self.process = subprocess.Popen(
+                [*self.command, "--port", str(self.port)],
+                cwd=ROOT,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         return self.process
 
     def wait_ready(self, timeout: float = 90.0) -> None:

@@ -16,10 +16,17 @@ def _stage(tmp_path: Path) -> tuple[Path, Path]:
     data = tmp_path / "corpus.jsonl"
     data.write_text('{"id": "d1", "text": "زار الرئيس موسكو", "entities": []}\n', encoding="utf-8")
     recipe = tmp_path / "recipe.toml"
-    recipe.write_text(f'seed = 13\n\n[[sources]]\nname = "corpus"\npath = "{data}"\nweight = 1.0\ndev_fraction = 0.1\n\n[training]\nepochs = 2\n', encoding="utf-8")
+    recipe.write_text(
+        f'seed = 13\n\n[[sources]]\nname = "corpus"\npath = "{data}"\nweight = 1.0\ndev_fraction = 0.1\n\n[training]\nepochs = 2\n',
+        encoding="utf-8",
+    )
     base = tmp_path / "encoder"
     base.mkdir()
-    for name, content in {"config.json": '{"hidden_size": 384}', "tokenizer.json": '{"model": {}}', "model.safetensors": "weights, first pre-training"}.items():
+    for name, content in {
+        "config.json": '{"hidden_size": 384}',
+        "tokenizer.json": '{"model": {}}',
+        "model.safetensors": "weights, first pre-training",
+    }.items():
         (base / name).write_text(content, encoding="utf-8")
     return recipe, base
 
@@ -58,16 +65,37 @@ def test_a_hub_id_stands_for_itself(tmp_path):
 
 def test_the_card_sets_the_model_beside_how_far_two_annotations_of_the_same_dev_lines_agree(tmp_path):
     line = "وقال مسؤول في الجيش اللبناني إن الأمم المتحدة سترسل قوة إلى بيروت ."
+
     def marked(mentions):
         return [Span(line.index(m), line.index(m) + len(m), label, m) for m, label in mentions]
+
     coarse, fine, other = tmp_path / "coarse.jsonl", tmp_path / "fine.jsonl", tmp_path / "other.jsonl"
     # The coarse corpus leaves the army unmarked; the fine one marks it and reads Beirut as a GPE.
-    write_documents(coarse, [Document("c-dev", line, marked([("الأمم المتحدة", "ORG"), ("بيروت", "GPE|LOC|FAC")]), annotated=("PERS", "ORG", "GPE", "LOC", "FAC")),
-                             Document("c-train", "خبر آخر لا يتكرر .", [])])
-    write_documents(fine, [Document("f-dev", line.replace("إن", "ان"), marked([("الجيش اللبناني", "ORG"), ("الأمم المتحدة", "ORG"), ("بيروت", "GPE")]), annotated=("PERS", "ORG", "GPE", "LOC", "FAC"))])
+    write_documents(
+        coarse,
+        [
+            Document(
+                "c-dev", line, marked([("الأمم المتحدة", "ORG"), ("بيروت", "GPE|LOC|FAC")]), annotated=("PERS", "ORG", "GPE", "LOC", "FAC")
+            ),
+            Document("c-train", "خبر آخر لا يتكرر .", []),
+        ],
+    )
+    write_documents(
+        fine,
+        [
+            Document(
+                "f-dev",
+                line.replace("إن", "ان"),
+                marked([("الجيش اللبناني", "ORG"), ("الأمم المتحدة", "ORG"), ("بيروت", "GPE")]),
+                annotated=("PERS", "ORG", "GPE", "LOC", "FAC"),
+            )
+        ],
+    )
     write_documents(other, [Document("o-dev", "نص مختلف تماما .", [])])
     metrics = {
-        "data": {"sources": [{"name": "coarse", "path": str(coarse)}, {"name": "fine", "path": str(fine)}, {"name": "other", "path": str(other)}]},
+        "data": {
+            "sources": [{"name": "coarse", "path": str(coarse)}, {"name": "fine", "path": str(fine)}, {"name": "other", "path": str(other)}]
+        },
         "splits": {"sources": {"coarse": {"dev_ids": ["c-dev"]}, "fine": {"dev_ids": ["f-dev"]}, "other": {"dev_ids": ["o-dev"]}}},
     }
     pairs = dev_agreement(metrics)
@@ -77,8 +105,12 @@ def test_the_card_sets_the_model_beside_how_far_two_annotations_of_the_same_dev_
 
     per_label = {"coarse": {"ORG": 0.5, "GPE|LOC|FAC": 0.9}, "fine": {"ORG": 0.4, "GPE": 0.8}}
     seeds = {"micro avg": {"f1-score": 0.7, "support": 3}}
-    pull = {"seeds": {"stage1": seeds, "stage2_cv": seeds}, "title_led_pers": {"stage1": [0, 1], "stage2_cv": [0, 1]},
-            "dev": {"stage1": per_label, "stage2": per_label}, "dev_agreement": json.loads(json.dumps(pairs))}
+    pull = {
+        "seeds": {"stage1": seeds, "stage2_cv": seeds},
+        "title_led_pers": {"stage1": [0, 1], "stage2_cv": [0, 1]},
+        "dev": {"stage1": per_label, "stage2": per_label},
+        "dev_agreement": json.loads(json.dumps(pairs)),
+    }
     table = pull_tables(pull)
     assert "coarse and fine annotate the same 1 dev lines" in table
     assert "| ORG | 1 | 0 | 1 | 0.667 | 0.500 | 0.400 |" in table
@@ -118,7 +150,11 @@ def test_a_build_job_runs_the_encoder_arm_first_then_the_compared_bases():
     from training.build_default import Arm, BuildJob
 
     job = BuildJob("models/arabic-bert-small", compare=("none", "models/other"))
-    assert job.arms == [Arm("encoder", "models/arabic-bert-small"), Arm("no-pretraining", "models/arabic-bert-small", random_init=True), Arm("base-2", "models/other")]
+    assert job.arms == [
+        Arm("encoder", "models/arabic-bert-small"),
+        Arm("no-pretraining", "models/arabic-bert-small", random_init=True),
+        Arm("base-2", "models/other"),
+    ]
     assert BuildJob("models/arabic-bert-small").arms == [Arm("encoder", "models/arabic-bert-small")]
 
 
@@ -133,7 +169,9 @@ def test_the_card_gets_the_probe_scored_by_the_serving_runtime(tiny_onnx_dir, tm
     card = (model / "README.md").read_text(encoding="utf-8")
     section = card.split("## Short texts: the probe", 1)[1]
     assert f"`{PROBE}`" in section and "| **all** |" in section
-    supports = [int(row.rsplit("|", 2)[1]) for row in section.splitlines() if row.startswith("| ") and not row.startswith(("| label", "| **all**"))]
+    supports = [
+        int(row.rsplit("|", 2)[1]) for row in section.splitlines() if row.startswith("| ") and not row.startswith(("| label", "| **all**"))
+    ]
     assert sum(supports) == 550
 
 
@@ -144,7 +182,10 @@ def test_a_stage_trains_through_the_training_function_and_is_reused_when_nothing
     from training.build_default import STAGE_RECORD, train_stage
 
     recipe = tmp_path / "recipe.toml"
-    recipe.write_text(f'seed = 13\n\n[[sources]]\nname = "seeds"\npath = "{SEEDS}"\ndev_fraction = 0.2\n\n[training]\nepochs = 1\nbatch_size = 8\n', encoding="utf-8")
+    recipe.write_text(
+        f'seed = 13\n\n[[sources]]\nname = "seeds"\npath = "{SEEDS}"\ndev_fraction = 0.2\n\n[training]\nepochs = 1\nbatch_size = 8\n',
+        encoding="utf-8",
+    )
     job = stage_job(str(recipe), str(tiny_model_dir), tmp_path / "stage", "stage1")
     metrics = train_stage(job)
     assert metrics["hyperparameters"]["epochs"] == 1.0 and metrics["hyperparameters"]["batch_size"] == 8

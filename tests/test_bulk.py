@@ -51,7 +51,9 @@ def read_rows(output: Path) -> list[dict]:
 
 
 def read_errors(output: Path) -> list[dict]:
-    return [json.loads(line) for path in sorted((output / "_errors").glob("*.jsonl")) for line in path.read_text(encoding="utf-8").splitlines()]
+    return [
+        json.loads(line) for path in sorted((output / "_errors").glob("*.jsonl")) for line in path.read_text(encoding="utf-8").splitlines()
+    ]
 
 
 def assert_tagged_like_tagger(rows: list[dict], texts: dict[str, str], tagger: Tagger, model: Path) -> None:
@@ -60,7 +62,9 @@ def assert_tagged_like_tagger(rows: list[dict], texts: dict[str, str], tagger: T
     for row, entities in zip(rows, tagger.tag(list(texts.values())), strict=True):
         text = texts[row["id"]]
         assert all(text[e["start"] : e["end"]] == e["text"] for e in row["entities"])
-        assert [(e["text"], e["label"], e["start"], e["end"]) for e in row["entities"]] == [(e.text, e.label, e.start, e.end) for e in entities]
+        assert [(e["text"], e["label"], e["start"], e["end"]) for e in row["entities"]] == [
+            (e.text, e.label, e.start, e.end) for e in entities
+        ]
         assert [e["score"] for e in row["entities"]] == pytest.approx([e.score for e in entities], abs=1e-4)
         assert (row["model"], row["model_version"]) == (tagger.name, bulk_module.model_version(model))
     assert any(row["entities"] for row in rows)
@@ -100,7 +104,9 @@ def test_seed_folder_tags_like_the_tagger(tiny_onnx_dir, tagger, tmp_path):
     output = tmp_path / "seeds-out"
     assert run(tiny_onnx_dir, "seeds", "--output", str(output)) == 0
     rows = read_rows(output)
-    assert_tagged_like_tagger(rows, {f"seeds/{path.name}": text for path, text in zip(SEED_PATHS, SEED_TEXTS, strict=True)}, tagger, tiny_onnx_dir)
+    assert_tagged_like_tagger(
+        rows, {f"seeds/{path.name}": text for path, text in zip(SEED_PATHS, SEED_TEXTS, strict=True)}, tagger, tiny_onnx_dir
+    )
 
 
 def test_every_bad_record_is_in_the_errors_file(tiny_onnx_dir, tmp_path, capsys):
@@ -155,7 +161,10 @@ def test_every_bad_record_is_in_the_errors_file(tiny_onnx_dir, tmp_path, capsys)
         (lambda tmp: [str(tmp / "in.txt"), "--output", str(tmp / "busy")], "not empty and not a bulk run"),
         (lambda tmp: [str(tmp / "busy"), "--output", str(tmp / "busy")], "no input file outside the output folder"),
         (lambda tmp: [str(tmp / "in.txt"), "--output", str(tmp / "out"), "--resume"], "nothing to resume"),
-        (lambda tmp: [str(tmp / "in.txt"), "--output", str(tmp / "out"), "--actors", "3"], "3 actor(s) x 1 thread(s) need 3 CPUs; Ray has 2"),
+        (
+            lambda tmp: [str(tmp / "in.txt"), "--output", str(tmp / "out"), "--actors", "3"],
+            "3 actor(s) x 1 thread(s) need 3 CPUs; Ray has 2",
+        ),
     ],
 )
 def test_bad_runs_exit_1_naming_the_culprit(tiny_onnx_dir, tmp_path, capsys, make_args, message):
@@ -211,9 +220,24 @@ def test_a_killed_run_resumes_without_losing_or_duplicating_a_document(tiny_onnx
     source = tmp_path / "archive.jsonl"
     texts = write_archive(source, 60)
     output = tmp_path / "out"
-    args = [str(source), "--output", str(output), "--model", str(tiny_onnx_dir), "--block-size", "3", "--actors", "1", "--num-cpus", "1", "--no-progress"]
+    args = [
+        str(source),
+        "--output",
+        str(output),
+        "--model",
+        str(tiny_onnx_dir),
+        "--block-size",
+        "3",
+        "--actors",
+        "1",
+        "--num-cpus",
+        "1",
+        "--no-progress",
+    ]
     # Its own process group: the kill takes the driver and the Ray it started, as a crash would.
-    process = subprocess.Popen([sys.executable, "-m", "serving.bulk", *args], cwd=ROOT, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "serving.bulk", *args], cwd=ROOT, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     deadline = time.monotonic() + 120
     while len(list((output / "_done").glob("*.json"))) < 2 and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.01)

@@ -37,13 +37,17 @@ def test_each_subcommand_passes_its_arguments_to_its_module_under_its_own_name(n
     assert result.stdout.startswith(f"usage: arabic-ner {name} "), result.stdout[:200]
     module = SUBCOMMANDS[name].module
     if module != "serving.cli":  # the same options as the module run on its own
-        alone = subprocess.run([sys.executable, "-m", module, "--help"], cwd=ROOT, capture_output=True, text=True, encoding="utf-8", timeout=300)
+        alone = subprocess.run(
+            [sys.executable, "-m", module, "--help"], cwd=ROOT, capture_output=True, text=True, encoding="utf-8", timeout=300
+        )
         assert result.stdout.split("\n\n", 1)[1] == alone.stdout.split("\n\n", 1)[1]  # all but the usage line
 
 
 def test_a_subcommands_errors_name_the_command_as_typed():
     result = run("validate")
-    assert result.returncode == 2 and "arabic-ner validate: error: the following arguments are required: FILE" in result.stderr, result.stderr
+    assert result.returncode == 2 and "arabic-ner validate: error: the following arguments are required: FILE" in result.stderr, (
+        result.stderr
+    )
 
 
 def test_a_subcommand_runs_its_module():
@@ -62,7 +66,9 @@ def test_a_missing_extra_is_named_not_a_traceback():
 
 
 def test_bulk_without_its_module_or_extra_says_what_to_install():
-    result = run("bulk", "--help", code="import sys; sys.modules['serving.bulk'] = None; from serving.cli import main; sys.exit(main(sys.argv[1:]))")
+    result = run(
+        "bulk", "--help", code="import sys; sys.modules['serving.bulk'] = None; from serving.cli import main; sys.exit(main(sys.argv[1:]))"
+    )
     assert result.returncode == 2 and "install the [bulk] extra" in result.stderr, result.stderr
 
 

@@ -70,9 +70,11 @@ def test_newsfane_marks_clitics_titles_and_group():
     assert "\u200e" not in document.text and summary.invisible_marks_removed == 176
     # Split-off clitics are attached again: the text reads as ANERcorp writes the same sentence.
     anercorp = convert("anercorp", EXCERPTS / "anercorp-excerpt.txt")[0][0]
+
     # FANE drops hamza forms and the dots of numbers, and writes one token «لالاتحاد» for «للاتحاد».
     def normalise(line):
         return re.sub("[أإآ]", "ا", line).replace(".", "").replace("لالاتحاد", "للاتحاد")
+
     assert normalise(document.text.splitlines()[1]) == normalise(anercorp.text.splitlines()[1])
     assert summary.clitics_attached == 22
     spans = spans_of(documents)
@@ -162,7 +164,10 @@ def test_unknown_native_tag_stops_the_conversion_naming_file_and_line(tmp_path):
     output = tmp_path / "out.jsonl"
     result = subprocess.run(
         [sys.executable, "-m", "training.convert", "--from", "conll", "--label-map", str(MAPS / "anercorp.toml"), str(source), str(output)],
-        cwd=ROOT, capture_output=True, text=True, timeout=120,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 1
     assert f"{source}:2: native tag 'CITY' has no entry in [tags]" in result.stderr
@@ -197,7 +202,13 @@ def test_data_already_in_our_labels_needs_no_map(tmp_path):
     source = tmp_path / "ours.conll"
     source.write_text("زار O\nالرئيس B-OCC\nبوتين B-PERS\nموسكو B-GPE\n", encoding="utf-8")
     output = tmp_path / "ours.jsonl"
-    result = subprocess.run([sys.executable, "-m", "training.convert", "--from", "conll", "--source", "mine", str(source), str(output)], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "training.convert", "--from", "conll", "--source", "mine", str(source), str(output)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     (document,) = read_documents(output)
     assert document.source == "mine" and document.annotated == ENTITY_LABELS
@@ -211,9 +222,15 @@ def test_data_already_in_our_labels_needs_no_map(tmp_path):
         ({"source": "x", "annotated": ["PERS"], "tags": {"LOC": ["GPE"]}}, r"\[tags\] LOC: a set needs at least two labels"),
         ({"source": "x", "annotated": ["CITY"], "tags": {"PER": "PERS"}}, r"m.toml: annotated: unknown label\(s\) CITY"),
         ({"source": "x", "annotated": ["PERS"]}, r"m.toml: missing key 'tags'"),
-        ({"source": "x", "annotated": ["PERS"], "tags": {"PER": "PERS"}, "reader": {"separator": "comma"}}, r"\[reader\].separator: expected one of"),
+        (
+            {"source": "x", "annotated": ["PERS"], "tags": {"PER": "PERS"}, "reader": {"separator": "comma"}},
+            r"\[reader\].separator: expected one of",
+        ),
         ({"source": "x", "annotated": ["PERS"], "tags": {"PER": "PERS"}, "colour": 1}, r"unknown key\(s\) colour"),
-        ({"source": "x", "annotated": ["PERS"], "tags": {"PER": "PERS"}, "reader": {"level": 1}}, r"\[reader\]: a nested level \(1\) needs a tag column counted from the start"),
+        (
+            {"source": "x", "annotated": ["PERS"], "tags": {"PER": "PERS"}, "reader": {"level": 1}},
+            r"\[reader\]: a nested level \(1\) needs a tag column counted from the start",
+        ),
     ],
 )
 def test_bad_label_maps_name_the_file_and_the_key(data, message):

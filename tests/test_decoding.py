@@ -56,7 +56,9 @@ def test_decoded_tags_are_always_valid_iob2_even_where_the_argmax_is_not():
 
 def test_constraints_only_keeps_a_valid_argmax_sequence():
     decoder = TagDecoder(LABELS, None)
-    probabilities = np.array([[0.1, 0.7, 0.1, 0.05, 0.05], [0.2, 0.1, 0.6, 0.05, 0.05], [0.7, 0.1, 0.1, 0.05, 0.05], [0.1, 0.05, 0.05, 0.6, 0.2]])
+    probabilities = np.array(
+        [[0.1, 0.7, 0.1, 0.05, 0.05], [0.2, 0.1, 0.6, 0.05, 0.05], [0.7, 0.1, 0.1, 0.05, 0.05], [0.1, 0.05, 0.05, 0.6, 0.2]]
+    )
     assert decoder.best_path(np.log(probabilities)) == list(probabilities.argmax(axis=1))
 
 
@@ -99,7 +101,9 @@ def test_the_prior_is_the_smoothed_frequency_of_each_transition_kind():
     counts = count_transitions(segment.tags for document in read_documents(SEEDS) for segment in document_segments(document))
     prior = transition_probabilities(counts)
     assert set(prior) == set(TRANSITION_KINDS)
-    assert prior["E>I"] == pytest.approx((counts["E>I"] + 1) / (counts["E>O"] + counts["E>I"] + counts["E>B-same"] + counts["E>B-other"] + 4))
+    assert prior["E>I"] == pytest.approx(
+        (counts["E>I"] + 1) / (counts["E>O"] + counts["E>I"] + counts["E>B-same"] + counts["E>B-other"] + 4)
+    )
     assert sum(prior[kind] for kind in ("O>O", "O>B")) == pytest.approx(1.0)
     assert counts["O>B"] == sum(len(document.spans) for document in read_documents(SEEDS)) - counts["E>B-same"] - counts["E>B-other"]
 

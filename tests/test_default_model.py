@@ -56,11 +56,21 @@ def test_default_model_directory_matches_its_model_card():
     # What the card must say: every source with its licence, the weights' licence, dev F1 per source,
     # the seeds cross-validation, whether pre-training pays, and the label-map decisions.
     for needed in (
-        "ANERcorp", "NewsFANE", "WikiFANE", "AQMAR", "Wojood", "legislation", "CC BY-SA 3.0", "MIT",
-        "Licence of the weights", "research use only",
+        "ANERcorp",
+        "NewsFANE",
+        "WikiFANE",
+        "AQMAR",
+        "Wojood",
+        "legislation",
+        "CC BY-SA 3.0",
+        "MIT",
+        "Licence of the weights",
+        "research use only",
         "| source | precision | recall | F1 | gold entities | scored as |",
         "Leave-one-article-out cross-validation (5 folds over seeds",
-        "Whether pre-training pays", "How the corpora's conventions and ours pull", "GPE|LOC|FAC",
+        "Whether pre-training pays",
+        "How the corpora's conventions and ours pull",
+        "GPE|LOC|FAC",
     ):
         assert needed in card, needed
 

@@ -22,7 +22,31 @@ from serving import (
 from training import evaluate, model_dir, quantize, scoring, stats, train
 
 
-@pytest.mark.parametrize("module", [schema, text, spans, annotation, conll, interchange, windows, encoding, decoding, word_reader, tagger, guard, worker_deaths, stats, model_dir, quantize, scoring, evaluate, train], ids=lambda m: m.__name__)
+@pytest.mark.parametrize(
+    "module",
+    [
+        schema,
+        text,
+        spans,
+        annotation,
+        conll,
+        interchange,
+        windows,
+        encoding,
+        decoding,
+        word_reader,
+        tagger,
+        guard,
+        worker_deaths,
+        stats,
+        model_dir,
+        quantize,
+        scoring,
+        evaluate,
+        train,
+    ],
+    ids=lambda m: m.__name__,
+)
 def test_docstring_examples(module):
     result = doctest.testmod(module, raise_on_error=False)
     assert result.attempted > 0

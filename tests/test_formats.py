@@ -19,7 +19,17 @@ SEEDS = ROOT / "annotations" / "seeds.jsonl"
 
 
 def test_conll_reads_iob1_iob2_and_invisible_marks():
-    lines = ["-DOCSTART- O", "", "\u200eوزير I-OCC", "الخارجية I-OCC", "سيرغي\u200e B-PERS", "لافروف I-PERS\u200f", "\u200e", "في O", "موسكو I-LOC"]
+    lines = [
+        "-DOCSTART- O",
+        "",
+        "\u200eوزير I-OCC",
+        "الخارجية I-OCC",
+        "سيرغي\u200e B-PERS",
+        "لافروف I-PERS\u200f",
+        "\u200e",
+        "في O",
+        "موسكو I-LOC",
+    ]
     sentences = parse_conll(lines)
     assert [s.tokens for s in sentences] == [["\u200eوزير", "الخارجية", "سيرغي\u200e", "لافروف"], ["في", "موسكو"]]
     assert [s.tags for s in sentences] == [["B-OCC", "I-OCC", "B-PERS", "I-PERS"], ["O", "B-LOC"]]
@@ -66,9 +76,15 @@ def test_label_studio_offsets_are_utf16_after_emoji():
 
 def test_label_studio_import_takes_the_latest_uncancelled_annotation():
     text = "زار موسكو"
+
     def result(label):
         return {"type": "labels", "value": {"start": 4, "end": 9, "text": "موسكو", "labels": [label]}}
-    task = {"id": 7, "data": {"text": text}, "annotations": [{"result": [result("LOC")]}, {"result": [result("GPE")]}, {"was_cancelled": True, "result": []}]}
+
+    task = {
+        "id": 7,
+        "data": {"text": text},
+        "annotations": [{"result": [result("LOC")]}, {"result": [result("GPE")]}, {"was_cancelled": True, "result": []}],
+    }
     (document,) = from_label_studio([task], "x")
     assert document.id == "7" and document.spans == [Span(4, 9, "GPE", "موسكو")]
 
@@ -113,7 +129,12 @@ def test_convert_job_reader_overrides_replace_the_default_layout(tmp_path):
     """Tab-separated CoNLL with the tag in the middle column, read through ``ReaderOverrides``."""
     source = tmp_path / "tabs.conll"
     source.write_text("زار\tB-PERS\tx\nبوتين\tB-PERS\tx\nموسكو\tB-GPE\tx\n", encoding="utf-8")
-    job = ConvertJob((str(source),), str(tmp_path / "out.jsonl"), "conll", source="mine", reader=ReaderOverrides(tag_column=1, separator="tab"))
+    job = ConvertJob(
+        (str(source),), str(tmp_path / "out.jsonl"), "conll", source="mine", reader=ReaderOverrides(tag_column=1, separator="tab")
+    )
     (document,) = convert(job)
-    assert (document.source, [(s.label, s.text) for s in document.spans]) == ("mine", [("PERS", "زار"), ("PERS", "بوتين"), ("GPE", "موسكو")])
+    assert (document.source, [(s.label, s.text) for s in document.spans]) == (
+        "mine",
+        [("PERS", "زار"), ("PERS", "بوتين"), ("GPE", "موسكو")],
+    )
     assert [d.to_json() for d in read_documents(tmp_path / "out.jsonl")] == [document.to_json()]

@@ -55,7 +55,7 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
         stack.append(node)
         for target in sorted(graph[node]):
             if state.get(target) == "open":
-                return [*stack[stack.index(target):], target]
+                return [*stack[stack.index(target) :], target]
             if target not in state and (cycle := visit(target)):
                 return cycle
         stack.pop()
@@ -86,5 +86,9 @@ def test_a_cycle_is_found_where_there_is_one():
 
 
 def test_serving_never_imports_training():
-    offenders = {module: sorted(targets) for module, targets in import_graph().items() if module.startswith("serving") and any(t.startswith("training") for t in targets)}
+    offenders = {
+        module: sorted(targets)
+        for module, targets in import_graph().items()
+        if module.startswith("serving") and any(t.startswith("training") for t in targets)
+    }
     assert offenders == {}

@@ -105,7 +105,22 @@ def date_corpora(tmp_path_factory):
     return directory, marks, never, held_out
 
 
-TINY = ["--from-scratch", "--hidden-size", "64", "--layers", "1", "--heads", "2", "--intermediate-size", "128", "--epochs", "20", "--no-progress", "--seed", "3"]
+TINY = [
+    "--from-scratch",
+    "--hidden-size",
+    "64",
+    "--layers",
+    "1",
+    "--heads",
+    "2",
+    "--intermediate-size",
+    "128",
+    "--epochs",
+    "20",
+    "--no-progress",
+    "--seed",
+    "3",
+]
 
 
 def date_recall(date_corpora, loss: str) -> float:

@@ -23,7 +23,23 @@ from training.pretrain import NearDuplicateFilter, TextInputError, WholeWordMask
 ROOT = Path(__file__).resolve().parents[1]
 SEEDS = ROOT / "annotations" / "seeds.jsonl"
 LEGISLATION = ROOT / "annotations" / "corpora" / "raw" / "bahrain_legislation.txt.xz"
-TINY = ["--hidden-size", "32", "--layers", "1", "--heads", "2", "--intermediate-size", "64", "--vocab-size", "600", "--max-length", "32", "--batch-size", "8", "--no-progress"]
+TINY = [
+    "--hidden-size",
+    "32",
+    "--layers",
+    "1",
+    "--heads",
+    "2",
+    "--intermediate-size",
+    "64",
+    "--vocab-size",
+    "600",
+    "--max-length",
+    "32",
+    "--batch-size",
+    "8",
+    "--no-progress",
+]
 
 
 def run_pretrain(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
@@ -88,9 +104,13 @@ def test_whole_word_masking_masks_every_sub_word_of_a_chosen_word():
 
     lines = ["وقالت وزارة الخارجية الروسية إن موسكو ستواصل دعمها لدمشق في المرحلة المقبلة"] * 3
     tokenizer = train_wordpiece(lines, 80)  # small vocabulary: words split into several pieces
-    packed = encode_lines([(0, line) for line in lines], tokenizer.backend_tokenizer, 64, tokenizer.cls_token_id, tokenizer.sep_token_id, progress=False)
+    packed = encode_lines(
+        [(0, line) for line in lines], tokenizer.backend_tokenizer, 64, tokenizer.cls_token_id, tokenizer.sep_token_id, progress=False
+    )
     special = set(tokenizer.all_special_ids)
-    collator = WholeWordMaskCollator(tokenizer.mask_token_id, tokenizer.pad_token_id, [i for i in range(len(tokenizer)) if i not in special], 0.3, seed=5)
+    collator = WholeWordMaskCollator(
+        tokenizer.mask_token_id, tokenizer.pad_token_id, [i for i in range(len(tokenizer)) if i not in special], 0.3, seed=5
+    )
     examples = [packed[i] for i in range(len(packed))]
     first = collator(examples)
     assert torch.equal(collator(examples)["labels"], first["labels"])  # a function of (seed, epoch, index): resumable
@@ -119,7 +139,13 @@ def test_pretrains_resumes_after_an_interruption_and_fine_tunes(tmp_path, text_f
 
     output = tmp_path / "interrupted"
     partial = tmp_path / ".interrupted.partial"
-    process = subprocess.Popen([sys.executable, "-m", "training.pretrain", "--text", *texts, "--output", str(output), *steps, *TINY], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "training.pretrain", "--text", *texts, "--output", str(output), *steps, *TINY],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     deadline = time.monotonic() + 240
     while not list((partial / "checkpoints").glob("checkpoint-*/trainer_state.json")):
         assert process.poll() is None and time.monotonic() < deadline, "the run ended before its first checkpoint"
@@ -157,18 +183,64 @@ def test_pretrains_resumes_after_an_interruption_and_fine_tunes(tmp_path, text_f
     from training.train import main as train_main
 
     ner = tmp_path / "ner"
-    assert train_main(["--data", str(SEEDS), "--output", str(ner), "--base-model", str(output), "--epochs", "1", "--learning-rate", "1e-3", "--no-progress"]) == 0
+    assert (
+        train_main(
+            [
+                "--data",
+                str(SEEDS),
+                "--output",
+                str(ner),
+                "--base-model",
+                str(output),
+                "--epochs",
+                "1",
+                "--learning-rate",
+                "1e-3",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     assert json.loads((ner / "metrics.json").read_text(encoding="utf-8"))["hyperparameters"]["max_length"] == 32
     # Its new classification head follows --seed, not the state of torch's global generator.
     torch.manual_seed(12345)
     again = tmp_path / "ner-again"
-    assert train_main(["--data", str(SEEDS), "--output", str(again), "--base-model", str(output), "--epochs", "1", "--learning-rate", "1e-3", "--no-progress"]) == 0
+    assert (
+        train_main(
+            [
+                "--data",
+                str(SEEDS),
+                "--output",
+                str(again),
+                "--base-model",
+                str(output),
+                "--epochs",
+                "1",
+                "--learning-rate",
+                "1e-3",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     first, second = load_file(ner / "model.safetensors"), load_file(again / "model.safetensors")
     assert first.keys() == second.keys() and all(torch.equal(first[name], second[name]) for name in first)
 
     # Continued pre-training keeps the base's vocabulary and sizes.
     continued = tmp_path / "continued"
-    result = run_pretrain("--text", str(text_files[0]), "--output", str(continued), "--base-model", str(output), "--max-steps", "2", "--batch-size", "8", "--no-progress")
+    result = run_pretrain(
+        "--text",
+        str(text_files[0]),
+        "--output",
+        str(continued),
+        "--base-model",
+        str(output),
+        "--max-steps",
+        "2",
+        "--batch-size",
+        "8",
+        "--no-progress",
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert (continued / "tokenizer.json").read_bytes() == (output / "tokenizer.json").read_bytes()
     assert json.loads((continued / "pretrain_metrics.json").read_text(encoding="utf-8"))["base_model"] == str(output)
@@ -178,7 +250,9 @@ def test_bad_arguments_stop_before_any_work(tmp_path, text_files):
     result = run_pretrain("--text", str(text_files[0]), "--output", str(tmp_path / "m"), "--resume", *TINY)
     assert result.returncode == 2 and "no unfinished run" in result.stderr
     result = run_pretrain("--text", str(tmp_path / "missing.txt"), "--output", str(tmp_path / "m"), *TINY)
-    assert result.returncode == 2 and f"--text {tmp_path / 'missing.txt'}: no such file" in result.stderr and "Traceback" not in result.stderr
+    assert (
+        result.returncode == 2 and f"--text {tmp_path / 'missing.txt'}: no such file" in result.stderr and "Traceback" not in result.stderr
+    )
     assert not (tmp_path / "m").exists()
 
 
@@ -212,14 +286,54 @@ def test_the_encoder_recipe_holds_the_shipped_encoders_settings_and_options_over
 
     recipe = "training/recipes/encoder-pretrain.toml"
     from_recipe = job(["--recipe", recipe, "--text", "t.txt", "--output", "o"])
-    assert (from_recipe.text, from_recipe.output, from_recipe.command) == (("t.txt",), Path("o"), f"python -m training.pretrain --recipe {recipe} --text t.txt --output o")
+    assert (from_recipe.text, from_recipe.output, from_recipe.command) == (
+        ("t.txt",),
+        Path("o"),
+        f"python -m training.pretrain --recipe {recipe} --text t.txt --output o",
+    )
     assert from_recipe.settings == resolve_settings(recipe)
-    shipped = job(shlex.split(json.loads((ROOT / "models/arabic-bert-small/pretrain_metrics.json").read_text(encoding="utf-8"))["command"])[3:])
-    settings = ("hidden_size", "layers", "heads", "intermediate_size", "vocab_size", "max_length", "batch_size", "learning_rate", "max_steps", "save_steps", "save_dtype", "seed")
+    shipped = job(
+        shlex.split(json.loads((ROOT / "models/arabic-bert-small/pretrain_metrics.json").read_text(encoding="utf-8"))["command"])[3:]
+    )
+    settings = (
+        "hidden_size",
+        "layers",
+        "heads",
+        "intermediate_size",
+        "vocab_size",
+        "max_length",
+        "batch_size",
+        "learning_rate",
+        "max_steps",
+        "save_steps",
+        "save_dtype",
+        "seed",
+    )
     assert {key: getattr(from_recipe.settings, key) for key in settings} == {key: getattr(shipped.settings, key) for key in settings}
     assert shipped.resume and not shipped.progress and shipped.settings.logging_steps == 100
-    overridden = job(["--recipe", recipe, "--text", "t.txt", "--output", "o", "--max-steps", "20", "--hidden-size", "256", "--snapshot-steps", "10", "20"]).settings
-    assert (overridden.max_steps, overridden.hidden_size, overridden.layers, overridden.snapshot_steps) == (20, PretrainSettings().hidden_size, 6, (10, 20))
+    overridden = job(
+        [
+            "--recipe",
+            recipe,
+            "--text",
+            "t.txt",
+            "--output",
+            "o",
+            "--max-steps",
+            "20",
+            "--hidden-size",
+            "256",
+            "--snapshot-steps",
+            "10",
+            "20",
+        ]
+    ).settings
+    assert (overridden.max_steps, overridden.hidden_size, overridden.layers, overridden.snapshot_steps) == (
+        20,
+        PretrainSettings().hidden_size,
+        6,
+        (10, 20),
+    )
     assert job(["--text", "t.txt", "--output", "o"]).settings == resolve_settings(None) == PretrainSettings()
 
 

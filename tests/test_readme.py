@@ -148,7 +148,9 @@ def test_each_command_parses_and_names_what_exists(command):
             targets = [arg for arg in args if "=" not in arg]
             assert set(targets) <= makefile_targets(), f"{command}: no make target {set(targets) - makefile_targets()}"
         elif program == "curl":  # one form throughout; run against a real server below
-            assert args[1].startswith("localhost:3000/") and "-H 'Content-Type: application/json'" in command.line, f"{command}: not the README's curl form"
+            assert args[1].startswith("localhost:3000/") and "-H 'Content-Type: application/json'" in command.line, (
+                f"{command}: not the README's curl form"
+            )
         elif program not in EXTERNAL | SHELL_BUILTINS:
             pytest.fail(f"{command}: {program!r} is a kind of command this checker does not know")
         for arg in args:
@@ -188,7 +190,9 @@ def test_the_quick_commands_run_and_print_what_the_readme_shows(scratch):
         assert result.returncode == 0, f"{command} exited {result.returncode}:\n{result.stderr[-3000:]}"
         printed = set((result.stdout + result.stderr).splitlines())
         for line in command.output:
-            assert not line.strip() or line == "..." or line in printed, f"{command}: the README shows {line!r}; it printed:\n{result.stdout[-2000:]}{result.stderr[-2000:]}"
+            assert not line.strip() or line == "..." or line in printed, (
+                f"{command}: the README shows {line!r}; it printed:\n{result.stdout[-2000:]}{result.stderr[-2000:]}"
+            )
 
 
 def test_the_python_example_gives_the_entities_it_shows(scratch):

@@ -35,7 +35,10 @@ SENTENCES = [s.strip() for s in re.split(r"(?<=[.؟!])\s+", PARAGRAPH) if s.stri
 
 
 def as_result(entities, model: str) -> dict:
-    return {"entities": [{"text": e.text, "label": e.label, "start": e.start, "end": e.end, "score": e.score} for e in entities], "model": model}
+    return {
+        "entities": [{"text": e.text, "label": e.label, "start": e.start, "end": e.end, "score": e.score} for e in entities],
+        "model": model,
+    }
 
 
 def tag(server: ServiceProcess, text: str) -> dict:
@@ -223,7 +226,9 @@ def test_schema_driven_fuzzing_finds_no_server_error(ner_service):
             return
         response = case.call(base_url=ner_service.url, timeout=60)
         seen.append(response.status_code)
-        assert response.status_code < 500, f"{case.method} {case.path} {case.body!r:.300} -> {response.status_code} {response.text[:300]}\n{ner_service.log_tail()}"
+        assert response.status_code < 500, (
+            f"{case.method} {case.path} {case.body!r:.300} -> {response.status_code} {response.text[:300]}\n{ner_service.log_tail()}"
+        )
 
     fuzz()
     assert len(seen) >= 50 and any(status == 200 for status in seen) and any(400 <= status < 500 for status in seen), sorted(set(seen))
@@ -231,7 +236,11 @@ def test_schema_driven_fuzzing_finds_no_server_error(ner_service):
 
 def json_values():
     leaves = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20)
-    return st.recursive(leaves, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.sampled_from(["text", "texts", "x"]), inner, max_size=3), max_leaves=8)
+    return st.recursive(
+        leaves,
+        lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.sampled_from(["text", "texts", "x"]), inner, max_size=3),
+        max_leaves=8,
+    )
 
 
 UNICODE = st.characters(codec="utf-8")  # every code point JSON can carry: all but lone surrogates
@@ -244,7 +253,11 @@ def test_arbitrary_bodies_and_texts_never_get_a_server_error(ner_service):
     http = httpx.Client(base_url=ner_service.url, timeout=60, headers={"Content-Type": "application/json"})
 
     @settings(max_examples=500, deadline=None, database=None, phases=[Phase.generate], suppress_health_check=list(HealthCheck))
-    @given(path=st.sampled_from(["/tag", "/tag_batch"]), body=st.binary(max_size=200) | json_values().map(lambda v: json.dumps(v).encode()), text=ANY_TEXT)
+    @given(
+        path=st.sampled_from(["/tag", "/tag_batch"]),
+        body=st.binary(max_size=200) | json_values().map(lambda v: json.dumps(v).encode()),
+        text=ANY_TEXT,
+    )
     def fuzz(path: str, body: bytes, text: str) -> None:
         if time.monotonic() > deadline:
             return
@@ -261,13 +274,24 @@ def test_arbitrary_bodies_and_texts_never_get_a_server_error(ner_service):
 
 # ---- access control -----------------------------------------------------------------------------
 
-PROTECTED = [("POST", "/tag", {"json": {"text": "موسكو"}}), ("POST", "/tag_batch", {"json": {"texts": ["موسكو"]}}), ("GET", "/metadata", {}), ("GET", "/ui", {})]
+PROTECTED = [
+    ("POST", "/tag", {"json": {"text": "موسكو"}}),
+    ("POST", "/tag_batch", {"json": {"texts": ["موسكو"]}}),
+    ("GET", "/metadata", {}),
+    ("GET", "/ui", {}),
+]
 
 
 @pytest.mark.parametrize(("method", "path", "kwargs"), PROTECTED, ids=[path for _, path, _ in PROTECTED])
 def test_with_an_api_key_routes_need_the_bearer_token(ner_service_with_key, method, path, kwargs):
     url = f"{ner_service_with_key.url}{path}"
-    for headers in [{}, {"Authorization": "Bearer wrong"}, {"Authorization": API_KEY}, {"Authorization": f"Basic {API_KEY}"}, {"Authorization": f"Bearer {API_KEY}x"}]:
+    for headers in [
+        {},
+        {"Authorization": "Bearer wrong"},
+        {"Authorization": API_KEY},
+        {"Authorization": f"Basic {API_KEY}"},
+        {"Authorization": f"Bearer {API_KEY}x"},
+    ]:
         response = httpx.request(method, url, headers=headers, **kwargs)
         assert response.status_code == 401, ner_service_with_key.explain(response)
         assert response.headers["WWW-Authenticate"] == "Bearer"

@@ -24,13 +24,18 @@ def test_title_and_name_are_two_spans_with_clitic_inside():
     assert tags == ["O", "B-OCC", "I-OCC", "B-PERS", "I-PERS", "B-GPE", "O", "B-ORG", "O"]
     decoded = tags_to_spans(text, segment_words(text), tags)
     assert [(s.start, s.end, s.label, s.text) for s in decoded] == [
-        (6, 19, "OCC", "الرئيس الروسي"), (20, 34, "PERS", "فلاديمير بوتين"), (35, 41, "GPE", "وموسكو"), (43, 49, "ORG", "تلغرام"),
+        (6, 19, "OCC", "الرئيس الروسي"),
+        (20, 34, "PERS", "فلاديمير بوتين"),
+        (35, 41, "GPE", "وموسكو"),
+        (43, 49, "ORG", "تلغرام"),
     ]
 
 
 def test_span_cutting_a_word_names_the_span_and_its_context():
     text = "زار وموسكو أمس"
-    with pytest.raises(SpanAlignmentError, match=r"span 5-10 GPE 'موسكو' in '…زار و\[موسكو\] أمس…' does not start and end on word boundaries"):
+    with pytest.raises(
+        SpanAlignmentError, match=r"span 5-10 GPE 'موسكو' in '…زار و\[موسكو\] أمس…' does not start and end on word boundaries"
+    ):
         spans_to_tags(text, [Span(5, 10, "GPE")])
 
 
@@ -41,7 +46,12 @@ def test_overlapping_spans_are_an_error():
 
 
 def test_malformed_sequences_decode_like_seqeval():
-    assert tag_ranges(["I-PERS", "I-PERS", "B-GPE", "I-ORG", "O", "I-DATE"]) == [(0, 2, "PERS"), (2, 3, "GPE"), (3, 4, "ORG"), (5, 6, "DATE")]
+    assert tag_ranges(["I-PERS", "I-PERS", "B-GPE", "I-ORG", "O", "I-DATE"]) == [
+        (0, 2, "PERS"),
+        (2, 3, "GPE"),
+        (3, 4, "ORG"),
+        (5, 6, "DATE"),
+    ]
 
 
 def test_malformed_tag_is_an_error():

@@ -70,7 +70,9 @@ def test_shared_text_follows_the_dev_set_across_sources():
     assert (part.id, other.id) == (f"{newsfane[0].id}:lines-4-7", "fane-other")
     assert part.text == "\n".join(newsfane[0].text.split("\n")[3:])
     offset = newsfane[0].text.index(part.text)
-    assert [(s.start + offset, s.end + offset, s.label) for s in part.spans] == [(s.start, s.end, s.label) for s in newsfane[0].spans if s.start >= offset]
+    assert [(s.start + offset, s.end + offset, s.label) for s in part.spans] == [
+        (s.start, s.end, s.label) for s in newsfane[0].spans if s.start >= offset
+    ]
     assert part.spans and all(part.text[s.start : s.end] == s.text for s in part.spans)
 
 
@@ -94,9 +96,14 @@ def test_only_the_lines_sharing_dev_text_are_held_back():
     macron = text.index("ماكرون")
     spans = [Span(11, 16, "PERS", "بوتين"), Span(macron, macron + 6, "PERS", "ماكرون")]
     dev = Document("dev", shared.replace("و", "و ") + " .\n")
-    (split,) = move_to_dev([dev_splits.SourceSplit("d", [dev], [], []), dev_splits.SourceSplit("a", [Document("a1", text, spans)], [], [])], ["dev"])[1:]
+    (split,) = move_to_dev(
+        [dev_splits.SourceSplit("d", [dev], [], []), dev_splits.SourceSplit("a", [Document("a1", text, spans)], [], [])], ["dev"]
+    )[1:]
     assert split.held_back == ["a1"] and split.held_back_lines == 1
-    assert [(d.id, d.text) for d in split.train] == [("a1:lines-1-1", "زار الرئيس بوتين موسكو\n"), ("a1:lines-3-5", "وصل ماكرون الى باريس\nثم عاد\n")]
+    assert [(d.id, d.text) for d in split.train] == [
+        ("a1:lines-1-1", "زار الرئيس بوتين موسكو\n"),
+        ("a1:lines-3-5", "وصل ماكرون الى باريس\nثم عاد\n"),
+    ]
     assert [[(d.text[s.start : s.end], s.text) for s in d.spans] for d in split.train] == [[("بوتين", "بوتين")], [("ماكرون", "ماكرون")]]
     crossing = Document("a2", text, [Span(17, 30, "GPE")])  # «موسكو» run on into the shared line
     with pytest.raises(ValueError, match="a2: span 17-30 \\(GPE\\) crosses a line that shares dev text"):
@@ -108,7 +115,13 @@ def test_splits_command_writes_parts_and_ids(tmp_path):
     data.write_text("".join(json.dumps(d.to_json(), ensure_ascii=False) + "\n" for d in numbered_documents("a", 10)), encoding="utf-8")
     recipe = tmp_path / "r.toml"
     recipe.write_text(f'seed = 5\n[[sources]]\nname = "a"\npath = "{data}"\ndev_fraction = 0.2\n', encoding="utf-8")
-    result = subprocess.run([sys.executable, "-m", "training.splits", "--recipe", str(recipe), "--output-dir", str(tmp_path / "out")], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "training.splits", "--recipe", str(recipe), "--output-dir", str(tmp_path / "out")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr
     record = json.loads((tmp_path / "out" / "splits.json").read_text(encoding="utf-8"))
     dev = read_documents(tmp_path / "out" / "a.dev.jsonl")
@@ -120,8 +133,10 @@ def test_shipped_recipes_share_their_dev_documents():
     """Stage 2 continues stage 1: both must hold out the same documents."""
     stage1 = load_recipe(ROOT / "training/recipes/default-stage1.toml")
     stage2 = load_recipe(ROOT / "training/recipes/default-stage2.toml")
+
     def strip(recipe):
         return [(s.name, s.path, s.dev_fraction) for s in recipe.sources]
+
     assert strip(stage1) == strip(stage2) and stage1.seed == stage2.seed
     assert stage1.weights["seeds"] == 0  # stage 1 never sees a seed article: stage 2 cross-validates over them
 
@@ -138,7 +153,10 @@ def test_shipped_recipes_share_their_dev_documents():
         ({"seed": "x", "sources": [{"name": "a", "path": "x"}]}, r"seed: expected an integer"),
         ({"sources": [{"name": "a", "path": "x", "o_may_be": "ORG"}]}, r"sources #1 \(a\): o_may_be: expected a list of labels, got 'ORG'"),
         ({"sources": [{"name": "a", "path": "x", "o_may_be": ["ORG", "MISC"]}]}, r"sources #1 \(a\): o_may_be: unknown label\(s\) MISC"),
-        ({"sources": [{"name": "a", "path": "x", "o_may_be_": []}]}, r"unknown key\(s\) o_may_be_ \(known: name, path, weight, dev_fraction, o_may_be\)"),
+        (
+            {"sources": [{"name": "a", "path": "x", "o_may_be_": []}]},
+            r"unknown key\(s\) o_may_be_ \(known: name, path, weight, dev_fraction, o_may_be\)",
+        ),
         ({"training": 3, "sources": [{"name": "a", "path": "x"}]}, r"r.toml: training: expected a \[training\] table"),
     ],
 )
@@ -152,7 +170,9 @@ def test_moving_a_document_to_dev_holds_back_training_text_it_shares():
     # Another source re-annotates a-001's text (NewsFANE over ANERcorp): once a-001 is dev text, it must not train.
     copy = Document("b-000", own[1].text.replace("و", "و "), [])
     other = numbered_documents("b", 2)[1:]
-    split_a, split_b = move_to_dev([dev_splits.SourceSplit("a", own, [], []), dev_splits.SourceSplit("b", [copy, *other], [], [])], ["a-001"])
+    split_a, split_b = move_to_dev(
+        [dev_splits.SourceSplit("a", own, [], []), dev_splits.SourceSplit("b", [copy, *other], [], [])], ["a-001"]
+    )
     assert [d.id for d in split_a.dev] == ["a-001"] and "a-001" not in {d.id for d in split_a.train}
     assert split_b.held_back == ["b-000"] and [d.id for d in split_b.train] == ["b-001"]
     with pytest.raises(ValueError, match=r"unknown training document id.*nope"):
@@ -183,8 +203,10 @@ def test_the_recipe_sets_the_training_settings_and_the_command_line_overrides_th
     from training.train import TrainSettings, build_parser, settings_from_args
 
     recipe = load_recipe(ROOT / "training/recipes/default-stage1.toml")
+
     def parse(*options):
         return build_parser().parse_args(["--recipe", "r.toml", "--output", "o", *options])
+
     _, settings = settings_from_args(parse(), recipe)
     assert (settings.epochs, settings.learning_rate, settings.batch_size, settings.short_crops) == (8.0, 5e-4, 32, 0.5)
     assert settings.weight_decay == TrainSettings().weight_decay  # not in the table: the default

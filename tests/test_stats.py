@@ -10,22 +10,42 @@ from training import stats
 
 def _document(doc_id: str, text: str, marked: list[tuple[str, str]]) -> Document:
     """A document whose spans are the first occurrence of each ``(mention, label)``."""
-    return Document(doc_id, text, [Span(text.index(mention), text.index(mention) + len(mention), label, mention) for mention, label in marked])
+    return Document(
+        doc_id, text, [Span(text.index(mention), text.index(mention) + len(mention), label, mention) for mention, label in marked]
+    )
 
 
 def test_corpora_of_the_same_sentences_are_compared_line_by_line(tmp_path, capsys):
     first = tmp_path / "anercorp.jsonl"
     second = tmp_path / "newsfane.jsonl"
-    write_documents(first, [
-        _document("a-0", "وقال بان كي مون إن الأمم المتحدة ستدعم مصر .\nوزار الوفد القاهرة أمس .", [("بان كي مون", "PERS"), ("مصر", "GPE|LOC|FAC"), ("القاهرة", "GPE|LOC|FAC")]),
-        _document("a-1", "وأعلن الجيش اللبناني انتشاره في الجنوب .", []),
-    ])
+    write_documents(
+        first,
+        [
+            _document(
+                "a-0",
+                "وقال بان كي مون إن الأمم المتحدة ستدعم مصر .\nوزار الوفد القاهرة أمس .",
+                [("بان كي مون", "PERS"), ("مصر", "GPE|LOC|FAC"), ("القاهرة", "GPE|LOC|FAC")],
+            ),
+            _document("a-1", "وأعلن الجيش اللبناني انتشاره في الجنوب .", []),
+        ],
+    )
     # The second corpus: other spelling (no hamza), split clitics, other document cuts and order, one line
     # the first corpus lacks; it marks the United Nations and the army, and reads Cairo as a facility.
-    write_documents(second, [
-        _document("n-0", "و اعلن الجيش اللبناني انتشاره في الجنوب .\nو زار الوفد القاهرة امس .", [("الجيش اللبناني", "ORG"), ("القاهرة", "FAC")]),
-        _document("n-1", "و قال بان كي مون ان الامم المتحدة ستدعم مصر .\nسطر لا يعرفه الاول .", [("بان كي مون", "PERS"), ("الامم المتحدة", "ORG"), ("مصر", "GPE")]),
-    ])
+    write_documents(
+        second,
+        [
+            _document(
+                "n-0",
+                "و اعلن الجيش اللبناني انتشاره في الجنوب .\nو زار الوفد القاهرة امس .",
+                [("الجيش اللبناني", "ORG"), ("القاهرة", "FAC")],
+            ),
+            _document(
+                "n-1",
+                "و قال بان كي مون ان الامم المتحدة ستدعم مصر .\nسطر لا يعرفه الاول .",
+                [("بان كي مون", "PERS"), ("الامم المتحدة", "ORG"), ("مصر", "GPE")],
+            ),
+        ],
+    )
 
     lines, by_label = stats.sentence_agreement(stats.read_documents(first), stats.read_documents(second))
     assert lines == 3

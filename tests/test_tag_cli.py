@@ -23,7 +23,9 @@ EMOJI_TEXT = "😀 زار الرئيس الروسي فلاديمير بوتين 
 
 
 def run_cli(*args: str, stdin: str = "") -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "serving.tag", *args], input=stdin, capture_output=True, text=True, encoding="utf-8", cwd=ROOT, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "serving.tag", *args], input=stdin, capture_output=True, text=True, encoding="utf-8", cwd=ROOT, timeout=120
+    )
 
 
 def test_docstring_examples():
@@ -63,7 +65,9 @@ def test_labelstudio_predictions_round_trip_with_utf16_offsets(tiny_onnx_dir, tm
     (prediction,) = task["predictions"]
     assert prediction["model_version"] == tiny_onnx_dir.name
     results = prediction["result"]
-    assert results and all(r["from_name"] == "label" and r["to_name"] == "text" and r["type"] == "labels" and 0 < r["score"] <= 1 for r in results)
+    assert results and all(
+        r["from_name"] == "label" and r["to_name"] == "text" and r["type"] == "labels" and 0 < r["score"] <= 1 for r in results
+    )
     # After the emoji Label Studio's (UTF-16) offsets run ahead of Python's; importing converts back.
     moscow = next(r for r in results if r["value"]["text"] == "موسكو")
     assert moscow["value"]["start"] == EMOJI_TEXT.index("موسكو") + 1

@@ -21,7 +21,9 @@ from serving.text import segment_words, sentence_ranges
 ROOT = Path(__file__).resolve().parents[1]
 SEED_TEXTS = [path.read_text(encoding="utf-8") for path in sorted((ROOT / "seeds").glob("*.txt"))]
 # A seed sentence full of entities the tiny model has learnt.
-ENTITY_SENTENCE = "وقال وزير الخارجية الإيراني عبر قناته على “تلغرام” إن النقاشات مع لافرينتييف ركزت على التنسيق بين موسكو وطهران في المرحلة المقبلة."
+ENTITY_SENTENCE = (
+    "وقال وزير الخارجية الإيراني عبر قناته على “تلغرام” إن النقاشات مع لافرينتييف ركزت على التنسيق بين موسكو وطهران في المرحلة المقبلة."
+)
 
 
 @pytest.fixture(scope="module")
@@ -140,7 +142,11 @@ def test_a_5000_word_text_is_tagged_to_its_last_paragraph(tagger):
     (once,) = tagger.tag(["\n\n".join(SEED_TEXTS)])
     copy_length = len("\n\n".join(SEED_TEXTS)) + 2
     for copy in range(3):
-        shifted = [(e.start - copy * copy_length, e.end - copy * copy_length, e.label) for e in entities if copy * copy_length <= e.start < (copy + 1) * copy_length]
+        shifted = [
+            (e.start - copy * copy_length, e.end - copy * copy_length, e.label)
+            for e in entities
+            if copy * copy_length <= e.start < (copy + 1) * copy_length
+        ]
         assert shifted == [(e.start, e.end, e.label) for e in once]
 
 
@@ -244,7 +250,10 @@ def test_load_rejects_labels_that_do_not_match_the_output(broken_dir):
         ({"max_length": "512"}, r"field 'max_length' must be int, got str '512'"),
         ({"cls_id": 10**6}, r"'cls_id' = 1000000 is not below vocab_size"),
         ({"tag_transitions": {"O>O": 1.0}}, r"field 'tag_transitions': expected an object with exactly the keys O>O, O>B, E>O"),
-        ({"tag_transitions": dict.fromkeys(("O>O", "O>B", "E>O", "E>I", "E>B-same", "E>B-other"), 0.5)}, r"after an entity word sum to 2.000000, not 1"),
+        (
+            {"tag_transitions": dict.fromkeys(("O>O", "O>B", "E>O", "E>I", "E>B-same", "E>B-other"), 0.5)},
+            r"after an entity word sum to 2.000000, not 1",
+        ),
     ],
 )
 def test_load_rejects_a_malformed_config(broken_dir, changes, message):
@@ -271,7 +280,10 @@ def test_load_rejects_a_config_that_is_not_json(broken_dir):
 def test_load_rejects_a_tokenizer_of_another_size(broken_dir):
     config = json.loads((broken_dir / "ner_config.json").read_text(encoding="utf-8"))
     edit_config(broken_dir, vocab_size=config["vocab_size"] + 7)
-    with pytest.raises(ModelDirError, match=rf"tokenizer.json has {config['vocab_size']} tokens but ner_config.json says vocab_size = {config['vocab_size'] + 7}"):
+    with pytest.raises(
+        ModelDirError,
+        match=rf"tokenizer.json has {config['vocab_size']} tokens but ner_config.json says vocab_size = {config['vocab_size'] + 7}",
+    ):
         Tagger.load(broken_dir)
 
 

@@ -43,7 +43,18 @@ def test_zero_width_joiner_inside_a_word_stays_inside():
 
 def test_latin_digits_and_punctuation_mixed_in():
     assert words("ديسمبر 2024 (نوفوستي) syria-future 3.5%") == [
-        "ديسمبر", "2024", "(", "نوفوستي", ")", "syria", "-", "future", "3", ".", "5", "%",
+        "ديسمبر",
+        "2024",
+        "(",
+        "نوفوستي",
+        ")",
+        "syria",
+        "-",
+        "future",
+        "3",
+        ".",
+        "5",
+        "%",
     ]
 
 
@@ -73,7 +84,30 @@ def test_sentences_never_cut_an_entity():
 
 arabic_like_text = st.text(
     alphabet=st.sampled_from(
-        [*list("سوريا موسكو بوتين"), "ً", "ّ", "ـ", "\xa0", "\u200e", "\u200f", "\u202b", "\ufeff", "\n", "“", "”", "،", ".", "؟", "a", "Z", "7", "٣", "😀", "️", "-"]
+        [
+            *list("سوريا موسكو بوتين"),
+            "ً",
+            "ّ",
+            "ـ",
+            "\xa0",
+            "\u200e",
+            "\u200f",
+            "\u202b",
+            "\ufeff",
+            "\n",
+            "“",
+            "”",
+            "،",
+            ".",
+            "؟",
+            "a",
+            "Z",
+            "7",
+            "٣",
+            "😀",
+            "️",
+            "-",
+        ]
     ),
     max_size=80,
 )

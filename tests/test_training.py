@@ -44,7 +44,9 @@ def read_json(path: Path) -> dict:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
-@pytest.mark.parametrize("module", [data, cv, evaluate, modelcard, scoring, train, build_default, model_dir, scratch], ids=lambda m: m.__name__)
+@pytest.mark.parametrize(
+    "module", [data, cv, evaluate, modelcard, scoring, train, build_default, model_dir, scratch], ids=lambda m: m.__name__
+)
 def test_docstring_examples(module):
     result = doctest.testmod(module, raise_on_error=False)
     assert result.failed == 0 and result.attempted > 0
@@ -96,7 +98,9 @@ def test_windows_label_shared_words_in_each_window_for_training_and_once_for_eva
 def test_finetunes_a_local_base_model_directory_with_dev_early_stopping(tmp_path):
     """A saved model directory goes through the same loading path as a hub id (from_pretrained)."""
     documents = read_documents(SEEDS)
-    model, tokenizer = build_scratch_model([d.text for d in documents], ScratchSizes(hidden_size=64, num_hidden_layers=1, intermediate_size=128))
+    model, tokenizer = build_scratch_model(
+        [d.text for d in documents], ScratchSizes(hidden_size=64, num_hidden_layers=1, intermediate_size=128)
+    )
     base = tmp_path / "base"
     model.save_pretrained(base)
     tokenizer.save_pretrained(base)
@@ -104,9 +108,24 @@ def test_finetunes_a_local_base_model_directory_with_dev_early_stopping(tmp_path
     dev_id = documents[-1].id
     # Short windows so that long sentences are windowed in training and in prediction.
     result = run_cli(
-        "training.train", "--data", str(SEEDS), "--output", str(output), "--base-model", str(base),
-        "--epochs", "4", "--learning-rate", "1e-3", "--batch-size", "8", "--max-length", "24",
-        "--dev-ids", dev_id, "--no-progress",
+        "training.train",
+        "--data",
+        str(SEEDS),
+        "--output",
+        str(output),
+        "--base-model",
+        str(base),
+        "--epochs",
+        "4",
+        "--learning-rate",
+        "1e-3",
+        "--batch-size",
+        "8",
+        "--max-length",
+        "24",
+        "--dev-ids",
+        dev_id,
+        "--no-progress",
     )
     assert result.returncode == 0, result.stderr[-3000:]
     metrics = read_json(output / "metrics.json")
@@ -124,7 +143,13 @@ def test_unreachable_hub_fails_fast_with_one_message(tmp_path):
     output = tmp_path / "model"
     started = time.monotonic()
     result = run_cli(
-        "training.train", "--data", str(SEEDS), "--output", str(output), "--base-model", train.DEFAULT_BASE_MODEL,
+        "training.train",
+        "--data",
+        str(SEEDS),
+        "--output",
+        str(output),
+        "--base-model",
+        train.DEFAULT_BASE_MODEL,
         env={"HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "empty-cache")},
     )
     assert result.returncode == 2
@@ -143,7 +168,9 @@ def test_invalid_data_stops_training_before_any_model_is_loaded(tmp_path):
         encoding="utf-8",
     )
     # A base model that cannot load: reaching it would fail with exit code 2 instead.
-    result = run_cli("training.train", "--data", str(bad), "--output", str(tmp_path / "model"), "--base-model", str(tmp_path / "no-such-model"))
+    result = run_cli(
+        "training.train", "--data", str(bad), "--output", str(tmp_path / "model"), "--base-model", str(tmp_path / "no-such-model")
+    )
     assert result.returncode == 1
     assert f"{bad}:1: span 5-9 GPE: not on word boundaries" in result.stderr
     assert f"{bad}:2: duplicate id 'a'" in result.stderr
@@ -166,9 +193,28 @@ def test_refuses_to_overwrite_and_rejects_unknown_dev_ids(tmp_path, capsys):
 def test_torchrun_two_processes_on_cpu(tmp_path):
     output = tmp_path / "ddp"
     result = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517", "-m", "training.train",
-         "--data", str(SEEDS), "--output", str(output), "--epochs", "1", *TINY],
-        cwd=ROOT, capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node",
+            "2",
+            "--master_port",
+            "29517",
+            "-m",
+            "training.train",
+            "--data",
+            str(SEEDS),
+            "--output",
+            str(output),
+            "--epochs",
+            "1",
+            *TINY,
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "distributed data parallel over 2 processes (gloo)" in result.stderr
@@ -209,7 +255,10 @@ def test_same_seed_rebuilds_the_same_model(tmp_path, capsys):
         assert train.main(["--data", str(SEEDS), "--output", str(output), *TINY, "--epochs", "2", "--seed", "7"]) == 0
     summary = capsys.readouterr().err
     assert re.search(r"training-set F1 \d\.\d{3} \(in-sample: scored on documents it trained on", summary), summary[-2000:]
-    assert "no dev set and no cross-validation: for an honest figure hold documents out (--dev-fraction, --dev-ids) or cross-validate (--cv)" in summary
+    assert (
+        "no dev set and no cross-validation: for an honest figure hold documents out (--dev-fraction, --dev-ids) or cross-validate (--cv)"
+        in summary
+    )
     assert trained_texts(outputs[0]) == {text_fingerprint(d.text) for d in read_documents(SEEDS)}
     assert (outputs[0] / "tokenizer.json").read_bytes() == (outputs[1] / "tokenizer.json").read_bytes()
     first, second = (load_file(output / "model.safetensors") for output in outputs)
@@ -244,7 +293,13 @@ def test_an_interrupted_run_continues_from_its_last_epoch_with_the_same_command(
     output = tmp_path / "interrupted"
     argv = [output.as_posix() if arg == "OUT" else arg for arg in command]
     staging = tmp_path / ".interrupted.partial"
-    process = subprocess.Popen([sys.executable, "-m", "training.train", *argv], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "training.train", *argv],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     deadline = time.monotonic() + 240
     while not list((staging / "final" / "checkpoints").glob("checkpoint-*/trainer_state.json")):
         assert process.poll() is None and time.monotonic() < deadline, "the run ended before its first checkpoint"
@@ -272,7 +327,11 @@ def excerpt_recipe(tmp_path_factory) -> Path:
 
     directory = tmp_path_factory.mktemp("excerpt-corpora")
     excerpts = ROOT / "tests" / "data" / "corpora"
-    files = {"anercorp": [excerpts / "anercorp-excerpt.txt"], "wojood": [excerpts / "wojood-excerpt.txt"], "aqmar": sorted((excerpts / "aqmar").glob("*.txt"))}
+    files = {
+        "anercorp": [excerpts / "anercorp-excerpt.txt"],
+        "wojood": [excerpts / "wojood-excerpt.txt"],
+        "aqmar": sorted((excerpts / "aqmar").glob("*.txt")),
+    }
     entries = [f'[[sources]]\nname = "seeds"\npath = "{SEEDS}"\nweight = 2.0\n']
     for corpus, paths in files.items():
         label_map = with_reader_overrides(load_label_map(ROOT / "annotations" / "label_maps" / f"{corpus}.toml"), document_sentences=2)
@@ -293,10 +352,16 @@ def test_multi_corpus_training_from_scratch_reports_per_source_dev_scores(tmp_pa
     metrics = read_json(output / "metrics.json")
     sources = {source["name"]: source for source in metrics["data"]["sources"]}
     assert list(sources) == ["seeds", "anercorp", "wojood", "aqmar"]
-    assert sources["anercorp"]["annotated"] == ["PERS", "ORG", "GPE", "LOC", "FAC"] and sources["wojood"]["annotated"] == list(ENTITY_LABELS)
+    assert sources["anercorp"]["annotated"] == ["PERS", "ORG", "GPE", "LOC", "FAC"] and sources["wojood"]["annotated"] == list(
+        ENTITY_LABELS
+    )
     assert sources["seeds"]["dev_documents"] == 0 and all(sources[name]["dev_documents"] > 0 for name in ("anercorp", "wojood", "aqmar"))
     # Weight 2: every seed window twice per epoch.
-    seed_windows = len(data.encode_examples([s for d in read_documents(SEEDS) for s in data.document_segments(d)], AutoTokenizer.from_pretrained(output), 512, 127))
+    seed_windows = len(
+        data.encode_examples(
+            [s for d in read_documents(SEEDS) for s in data.document_segments(d)], AutoTokenizer.from_pretrained(output), 512, 127
+        )
+    )
     assert sources["seeds"]["windows_per_epoch"] == 2 * seed_windows
     assert metrics["training_windows"] == sum(source["windows_per_epoch"] for source in sources.values())
     per_source = metrics["dev"]["per_source"]
@@ -340,7 +405,20 @@ def test_o_may_be_frees_a_sources_o_words_in_training_only(tmp_path, excerpt_rec
 
 def test_cross_validation_over_one_source_trains_on_the_others(tmp_path, excerpt_recipe):
     output = tmp_path / "cv-multi"
-    argv = ["--recipe", str(excerpt_recipe), "--output", str(output), "--cv", "--cv-source", "seeds", "--cv-folds", "1", "--epochs", "1", *TINY]
+    argv = [
+        "--recipe",
+        str(excerpt_recipe),
+        "--output",
+        str(output),
+        "--cv",
+        "--cv-source",
+        "seeds",
+        "--cv-folds",
+        "1",
+        "--epochs",
+        "1",
+        *TINY,
+    ]
     assert train.main(argv) == 0
     report = read_json(output / "cv.json")
     assert report["source"] == "seeds" and report["other_sources"] == ["anercorp", "aqmar", "wojood"]

@@ -16,7 +16,9 @@ def span(start, end, label, text=None):
 
 def run_validate(tmp_path, *lines):
     path = tmp_path / "data.jsonl"
-    path.write_text("".join((line if isinstance(line, str) else json.dumps(line, ensure_ascii=False)) + "\n" for line in lines), encoding="utf-8")
+    path.write_text(
+        "".join((line if isinstance(line, str) else json.dumps(line, ensure_ascii=False)) + "\n" for line in lines), encoding="utf-8"
+    )
     result = subprocess.run([sys.executable, "-m", "training.validate", str(path)], capture_output=True, text=True)
     return result.returncode, result.stdout, str(path)
 
@@ -49,7 +51,9 @@ def test_overlap_is_reported(tmp_path):
 
 def test_duplicate_ids_and_malformed_lines_are_reported_with_their_line(tmp_path):
     doc = {"id": "a", "text": TEXT, "spans": []}
-    code, out, path = run_validate(tmp_path, doc, "{not json", {"id": "a", "text": TEXT, "spans": []}, {"id": "b", "text": TEXT, "spans": [{"start": "4"}]})
+    code, out, path = run_validate(
+        tmp_path, doc, "{not json", {"id": "a", "text": TEXT, "spans": []}, {"id": "b", "text": TEXT, "spans": [{"start": "4"}]}
+    )
     assert code == 1
     assert f"{path}:2: not valid JSON" in out
     assert f"{path}:3: duplicate id 'a' (first on line 1)" in out
@@ -57,7 +61,9 @@ def test_duplicate_ids_and_malformed_lines_are_reported_with_their_line(tmp_path
 
 
 def test_clean_file_passes(tmp_path):
-    code, out, _ = run_validate(tmp_path, {"id": "a", "text": TEXT, "spans": [span(4, 17, "OCC"), span(18, 24, "GPE"), span(27, 33, "ORG"), span(35, 38, "DATE")]})
+    code, out, _ = run_validate(
+        tmp_path, {"id": "a", "text": TEXT, "spans": [span(4, 17, "OCC"), span(18, 24, "GPE"), span(27, 33, "ORG"), span(35, 38, "DATE")]}
+    )
     assert code == 0 and out == ""
 
 
@@ -70,7 +76,13 @@ def test_coverage_fields_and_label_sets_are_checked(tmp_path):
     """Converted corpora: `annotated` names known labels, a label set names known members."""
     code, out, path = run_validate(
         tmp_path,
-        {"id": "a", "text": TEXT, "spans": [span(18, 24, "GPE|LOC|FAC")], "source": "anercorp", "annotated": ["PERS", "ORG", "GPE", "LOC", "FAC"]},
+        {
+            "id": "a",
+            "text": TEXT,
+            "spans": [span(18, 24, "GPE|LOC|FAC")],
+            "source": "anercorp",
+            "annotated": ["PERS", "ORG", "GPE", "LOC", "FAC"],
+        },
         {"id": "b", "text": TEXT, "spans": [span(18, 24, "GPE|CITY")]},
         {"id": "c", "text": TEXT, "spans": [], "annotated": ["PERS", "TIME"]},
         {"id": "d", "text": TEXT, "spans": [], "annotated": "PERS"},
@@ -85,7 +97,13 @@ def test_coverage_fields_and_label_sets_are_checked(tmp_path):
 def test_coverage_fields_survive_a_round_trip(tmp_path):
     from serving.annotation import Document, read_documents, write_documents
 
-    record = {"id": "a", "text": TEXT, "spans": [span(18, 24, "GPE|LOC|FAC")], "source": "anercorp", "annotated": ["PERS", "ORG", "GPE", "LOC", "FAC"]}
+    record = {
+        "id": "a",
+        "text": TEXT,
+        "spans": [span(18, 24, "GPE|LOC|FAC")],
+        "source": "anercorp",
+        "annotated": ["PERS", "ORG", "GPE", "LOC", "FAC"],
+    }
     path = tmp_path / "in.jsonl"
     path.write_text(json.dumps(record, ensure_ascii=False) + "\n", encoding="utf-8")
     (document,) = read_documents(path)

@@ -84,7 +84,9 @@ def randomly_initialised(name: str, seed: int):
     from serving.schema import BIO_TAGS, ID_TO_TAG, TAG_TO_ID
 
     tokenizer, _ = load_pretrained(name)
-    config = AutoConfig.from_pretrained(name, local_files_only=True, num_labels=len(BIO_TAGS), id2label=dict(ID_TO_TAG), label2id=dict(TAG_TO_ID))
+    config = AutoConfig.from_pretrained(
+        name, local_files_only=True, num_labels=len(BIO_TAGS), id2label=dict(ID_TO_TAG), label2id=dict(TAG_TO_ID)
+    )
     torch.manual_seed(seed)
     return tokenizer, AutoModelForTokenClassification.from_config(config, dtype=torch.float32)
 
@@ -109,7 +111,9 @@ def load_pretrained(name: str, task: str = "token-classification"):
                 if hub_constants.HF_HUB_OFFLINE:
                     raise BaseModelError(_unreachable_message(name, "the Hugging Face Hub is disabled (HF_HUB_OFFLINE is set)")) from None
                 if not hub_reachable(hub_constants.ENDPOINT):
-                    raise BaseModelError(_unreachable_message(name, f"the Hugging Face Hub ({hub_constants.ENDPOINT}) is unreachable")) from None
+                    raise BaseModelError(
+                        _unreachable_message(name, f"the Hugging Face Hub ({hub_constants.ENDPOINT}) is unreachable")
+                    ) from None
                 tokenizer, model = _load(name, task, local_files_only=False)
     except BaseModelError:
         raise

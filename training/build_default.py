@@ -128,7 +128,9 @@ def stage_job(recipe: str, base: str, output: Path, stage: str, random_init: boo
     argv += ["--random-init"] if random_init else []
     argv += ["--cv", "--cv-source", "seeds"] if cv else []
     source = train.ModelSource(base, random_init=random_init)
-    return train.TrainJob(loaded, output, source, settings, cv=train.CrossValidation("seeds") if cv else None, progress=False, argv=tuple(argv))
+    return train.TrainJob(
+        loaded, output, source, settings, cv=train.CrossValidation("seeds") if cv else None, progress=False, argv=tuple(argv)
+    )
 
 
 def train_stage(job: train.TrainJob, retrain: bool = False) -> dict:
@@ -194,21 +196,38 @@ def comparison_record(encoder: str, arms: Sequence[Arm], results: dict[str, dict
     """Dev F1 per source of both stages for each arm, with what the bases are, and the arm the
     default model is built from."""
     chosen = best_arm(arms, results)
-    record = {"recipe": [STAGE1_RECIPE, STAGE2_RECIPE], "encoder": encoder, "chosen": {"name": chosen.name, "base": chosen.base, "random_init": chosen.random_init}, "arms": []}
+    record = {
+        "recipe": [STAGE1_RECIPE, STAGE2_RECIPE],
+        "encoder": encoder,
+        "chosen": {"name": chosen.name, "base": chosen.base, "random_init": chosen.random_init},
+        "arms": [],
+    }
     for arm in arms:
         stages = results[arm.name]
         pretraining = None
         metrics_file = Path(arm.base) / "pretrain_metrics.json"
         if not arm.random_init and metrics_file.is_file():
             info = read_json(metrics_file)
-            pretraining = {"steps": info["optimizer_steps"], "epochs": round(info["epochs"], 2), "eval_loss": info["eval_loss"], "snapshot_of": info.get("snapshot_of")}
+            pretraining = {
+                "steps": info["optimizer_steps"],
+                "epochs": round(info["epochs"], 2),
+                "eval_loss": info["eval_loss"],
+                "snapshot_of": info.get("snapshot_of"),
+            }
         record["arms"].append(
             {
                 "name": arm.name,
                 "base": arm.base,
                 "random_init": arm.random_init,
                 "pretraining": pretraining,
-                **{stage: {"mean_f1": stages[stage]["dev"]["f1"], "per_source": source_f1(stages[stage]), "minutes": round(stages[stage]["wall_clock_s"] / 60)} for stage in ("stage1", "stage2")},
+                **{
+                    stage: {
+                        "mean_f1": stages[stage]["dev"]["f1"],
+                        "per_source": source_f1(stages[stage]),
+                        "minutes": round(stages[stage]["wall_clock_s"] / 60),
+                    }
+                    for stage in ("stage1", "stage2")
+                },
                 "seeds_cv_f1": seeds_cv_f1(stages["stage2"]),
                 "selection_score": selection_score(stages["stage2"]),
             }
@@ -258,7 +277,14 @@ def dev_agreement(metrics: dict) -> list[dict]:
         for second in names[i + 1 :]:
             lines, by_label = sentence_agreement(dev[first], dev[second])
             if lines:
-                pairs.append({"first": first, "second": second, "lines": lines, "labels": {label: asdict(a) | {"f1": a.f1} for label, a in by_label.items()}})
+                pairs.append(
+                    {
+                        "first": first,
+                        "second": second,
+                        "lines": lines,
+                        "labels": {label: asdict(a) | {"f1": a.f1} for label, a in by_label.items()},
+                    }
+                )
     return pairs
 
 
@@ -276,8 +302,17 @@ def convention_pull(stage1_dir: Path, stage1: dict, stage2: dict) -> dict:
     titles = load_label_map(REPO_ROOT / TITLE_WORDS_MAP)
     return {
         "seeds": {"stage1": entity_report(gold, stage1_tags), "stage2_cv": entity_report(gold, stage2_tags)},
-        "title_led_pers": {"stage1": title_led_persons(seeds, stage1_tags, titles), "stage2_cv": title_led_persons(seeds, stage2_tags, titles)},
-        "dev": {stage: {name: {label: scores["f1-score"] for label, scores in report.items() if not label.endswith(" avg")} for name, report in metrics["dev"]["per_source"].items()} for stage, metrics in (("stage1", stage1), ("stage2", stage2))},
+        "title_led_pers": {
+            "stage1": title_led_persons(seeds, stage1_tags, titles),
+            "stage2_cv": title_led_persons(seeds, stage2_tags, titles),
+        },
+        "dev": {
+            stage: {
+                name: {label: scores["f1-score"] for label, scores in report.items() if not label.endswith(" avg")}
+                for name, report in metrics["dev"]["per_source"].items()
+            }
+            for stage, metrics in (("stage1", stage1), ("stage2", stage2))
+        },
         "dev_agreement": dev_agreement(stage2),
     }
 
@@ -301,7 +336,12 @@ def default_card_facts(encoder: Path, chosen: Arm, stage1: dict, stage2: dict, p
         "stage2": stage2,
         "convention_pull": pull,
         "sources": tomllib.loads(SOURCES_FILE.read_text(encoding="utf-8")),
-        "seeds": {"path": SEEDS, "documents": len(seeds), "words": sum(len(d.text.split()) for d in seeds), "mentions": sum(len(d.spans) for d in seeds)},
+        "seeds": {
+            "path": SEEDS,
+            "documents": len(seeds),
+            "words": sum(len(d.text.split()) for d in seeds),
+            "mentions": sum(len(d.spans) for d in seeds),
+        },
         "comparison": comparison,
         "comparison_file": COMPARISON_FILE,
     }
@@ -351,7 +391,9 @@ def build_default(job: BuildJob) -> dict:
     # The default model is built from the arm the comparison chose (the encoder without one).
     chosen = Arm(**comparison["chosen"]) if comparison else arms[0]
     if chosen.name not in results or "cv" not in results[chosen.name]["stage2"] or not results[chosen.name]["stage2"]["cv"]:
-        log(f"== the default model: {chosen.name} ({'random weights' if chosen.random_init else chosen.base}), with the seeds cross-validation")
+        log(
+            f"== the default model: {chosen.name} ({'random weights' if chosen.random_init else chosen.base}), with the seeds cross-validation"
+        )
         results[chosen.name] = run_arm(chosen, work, cv=True, retrain=job.retrain)
     stage1, stage2 = results[chosen.name]["stage1"], results[chosen.name]["stage2"]
     pull = convention_pull(work / chosen.name / "stage1", stage1, stage2)
@@ -359,7 +401,9 @@ def build_default(job: BuildJob) -> dict:
     # The card renders stage 2's training card again from its metrics.json: README.md is replaced here, and a re-run reuses the stage.
     card = default_model_card(default_card_facts(encoder, chosen, stage1, stage2, pull, comparison))
     (trained / "README.md").write_text(card, encoding="utf-8")
-    (trained / "build.json").write_text(json_text({"chosen": chosen.name, "comparison": comparison, "convention_pull": pull, "stage1_dev": stage1["dev"]}), encoding="utf-8")
+    (trained / "build.json").write_text(
+        json_text({"chosen": chosen.name, "comparison": comparison, "convention_pull": pull, "stage1_dev": stage1["dev"]}), encoding="utf-8"
+    )
     log(f"== exporting {trained} to {job.output}")
     report = export.export(trained, job.output, name=job.output.name, force=True, log=log)
     for line in export.summary_lines(report, job.output):
@@ -374,7 +418,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", default="models/default", help="runtime (ONNX) directory to write")
     parser.add_argument("--work-dir", default="runs/default", help="where the stages' PyTorch models go")
     parser.add_argument("--compare", help="comma-separated other bases to run the recipe from: directories, or none (random weights)")
-    parser.add_argument("--retrain", action="store_true", help="train every stage again, even those an earlier run left with the same command, data and base (after changing training code)")
+    parser.add_argument(
+        "--retrain",
+        action="store_true",
+        help="train every stage again, even those an earlier run left with the same command, data and base (after changing training code)",
+    )
     args = parser.parse_args(argv)
     encoder = Path(args.encoder)
     if encoder.is_dir() and not (encoder / "config.json").is_file():

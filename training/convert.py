@@ -93,7 +93,9 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     parser.add_argument("--from", dest="source_format", choices=FORMATS, required=True)
     parser.add_argument("--to", dest="target_format", choices=FORMATS, default="jsonl", help="(default %(default)s)")
     parser.add_argument("--use-predictions", action="store_true", help="Label Studio: take predictions, not annotations")
-    parser.add_argument("paths", nargs="+", metavar="INPUT... OUTPUT", help="input file(s) (several only with --from conll), then the output file")
+    parser.add_argument(
+        "paths", nargs="+", metavar="INPUT... OUTPUT", help="input file(s) (several only with --from conll), then the output file"
+    )
     conll = parser.add_argument_group("--from conll (flags override the label map's [reader] table)")
     conll.add_argument("--label-map", help="TOML label map: native tags -> our labels, coverage, layout (see annotations/label_maps/)")
     conll.add_argument("--source", help="without --label-map: the corpus name recorded in each document (default: conll)")
@@ -168,7 +170,9 @@ def job_from_args(args: argparse.Namespace) -> ConvertJob:
     """The conversion a parsed command line describes."""
     *inputs, output = args.paths
     reader = ReaderOverrides(**{setting.name: getattr(args, setting.name) for setting in fields(ReaderOverrides)})
-    return ConvertJob(tuple(inputs), output, args.source_format, args.target_format, args.use_predictions, args.label_map, args.source, reader)
+    return ConvertJob(
+        tuple(inputs), output, args.source_format, args.target_format, args.use_predictions, args.label_map, args.source, reader
+    )
 
 
 def main(argv: list[str] | None = None, prog: str = PROG) -> int:

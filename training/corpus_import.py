@@ -150,7 +150,9 @@ def _sentence_mentions(sentence: ConllSentence, label_map: LabelMap, path: str, 
     return mentions
 
 
-def _fit_span(text: str, tokens: Sequence[Token], start: int, end: int, mention: _Mention, label_map: LabelMap, path: str, summary: ImportSummary) -> Span | None:
+def _fit_span(
+    text: str, tokens: Sequence[Token], start: int, end: int, mention: _Mention, label_map: LabelMap, path: str, summary: ImportSummary
+) -> Span | None:
     """The mention's characters fitted to our words (see the module docstring), or None (reported)."""
     widened = expand_to_words(start, end, tokens)
     if widened != (start, end):
@@ -175,7 +177,14 @@ def _fit_span(text: str, tokens: Sequence[Token], start: int, end: int, mention:
     return Span(fitted[0], fitted[1], mention.label, text[fitted[0] : fitted[1]])
 
 
-def _document(doc_id: str, sentences: Sequence[ConllSentence], mentions: Sequence[list[_Mention]], label_map: LabelMap, path: str, summary: ImportSummary) -> Document:
+def _document(
+    doc_id: str,
+    sentences: Sequence[ConllSentence],
+    mentions: Sequence[list[_Mention]],
+    label_map: LabelMap,
+    path: str,
+    summary: ImportSummary,
+) -> Document:
     """One document: the text rebuilt from its sentences' tokens, the mentions as fitted spans."""
     owners = []
     for sentence, sentence_mentions in zip(sentences, mentions, strict=True):
@@ -186,7 +195,9 @@ def _document(doc_id: str, sentences: Sequence[ConllSentence], mentions: Sequenc
     text, offsets = assemble_text([s.tokens for s in sentences], label_map.reader.glue, strip_marks=True, mentions=owners)
     tokens = segment_words(text)
     summary.invisible_marks_removed += sum(len(t) - len(strip_invisible(t)) for s in sentences for t in s.tokens)
-    summary.clitics_attached += sum(previous[1] == current[0] for token_offsets in offsets for previous, current in itertools.pairwise(token_offsets))
+    summary.clitics_attached += sum(
+        previous[1] == current[0] for token_offsets in offsets for previous, current in itertools.pairwise(token_offsets)
+    )
     spans = []
     for token_offsets, sentence_mentions in zip(offsets, mentions, strict=True):
         for mention in sentence_mentions:
@@ -196,7 +207,9 @@ def _document(doc_id: str, sentences: Sequence[ConllSentence], mentions: Sequenc
                 continue
             span = _fit_span(text, tokens, start, end, mention, label_map, path, summary)
             if span is not None and spans and span.start < spans[-1].end:
-                summary.dropped.append(f"{path}:{mention.line}: {span.label} {span.text!r} overlaps {spans[-1].label} {spans[-1].text!r} once fitted to words")
+                summary.dropped.append(
+                    f"{path}:{mention.line}: {span.label} {span.text!r} overlaps {spans[-1].label} {spans[-1].text!r} once fitted to words"
+                )
             elif span is not None:
                 spans.append(span)
                 summary.kept[span.label] += 1
@@ -232,7 +245,11 @@ def import_conll_file(path: str | Path, label_map: LabelMap, summary: ImportSumm
         raise ConversionError(str(exc)) from None
     if layout.segment_marker is not None:
         tokens = (line.rstrip("\r\n").split(layout.separator) for line in lines if line.strip())
-        summary.segment_markers += sum(1 for fields in tokens if -len(fields) <= layout.token_column < len(fields) and is_segment_marker(fields[layout.token_column], layout))
+        summary.segment_markers += sum(
+            1
+            for fields in tokens
+            if -len(fields) <= layout.token_column < len(fields) and is_segment_marker(fields[layout.token_column], layout)
+        )
     mentions = [_sentence_mentions(sentence, label_map, path, summary) for sentence in sentences]
     groups = _document_groups(sentences, label_map.reader.document_sentences)
     stem = f"{label_map.source}-{Path(path).stem}"
@@ -255,7 +272,9 @@ def import_conll(paths: Sequence[str | Path], label_map: LabelMap) -> tuple[list
     for path in paths:
         for document in import_conll_file(path, label_map, summary):
             if document.id in first_file:
-                raise ConversionError(f"{path}: document id {document.id!r} is also made from {first_file[document.id]} (ids come from file names; rename one)")
+                raise ConversionError(
+                    f"{path}: document id {document.id!r} is also made from {first_file[document.id]} (ids come from file names; rename one)"
+                )
             first_file[document.id] = str(path)
             documents.append(document)
     return documents, summary

@@ -44,7 +44,14 @@ def summarise(document_ids: Sequence[str], gold: Sequence[Sequence[str]], predic
     for document_id, gold_sequence, predicted_sequence in zip(document_ids, gold, predicted, strict=True):
         scores = entity_scores([gold_sequence], [predicted_sequence])
         # The held-out predictions are kept: they are the only honest ones for error analysis.
-        folds.append({"document_id": document_id, **scores, "support": sum(t.startswith("B-") for t in gold_sequence), "predicted_tags": list(predicted_sequence)})
+        folds.append(
+            {
+                "document_id": document_id,
+                **scores,
+                "support": sum(t.startswith("B-") for t in gold_sequence),
+                "predicted_tags": list(predicted_sequence),
+            }
+        )
     f1s = [fold["f1"] for fold in folds]
     return {
         "folds": folds,
@@ -54,7 +61,9 @@ def summarise(document_ids: Sequence[str], gold: Sequence[Sequence[str]], predic
     }
 
 
-def cross_validate(documents: Sequence[Document], fit: FitFunction, folds: int | None = None, log: Callable[[str], None] = print) -> dict | None:
+def cross_validate(
+    documents: Sequence[Document], fit: FitFunction, folds: int | None = None, log: Callable[[str], None] = print
+) -> dict | None:
     """Run the folds; returns the summary (see ``summarise``) on the main process, None elsewhere."""
     plan = fold_plan(documents, folds)
     ids, gold, predicted = [], [], []
@@ -63,7 +72,7 @@ def cross_validate(documents: Sequence[Document], fit: FitFunction, folds: int |
         log(f"cross-validation fold {k + 1}/{len(plan)}: holding out {held_out.id}")
         trained = fit(train_documents, k)
         is_main = trained.is_main_process
-        (_, tags), = WordPredictor(trained.model, trained.tokenizer, batch_size=32).predict([held_out.text])
+        ((_, tags),) = WordPredictor(trained.model, trained.tokenizer, batch_size=32).predict([held_out.text])
         ids.append(held_out.id)
         gold.append(gold_tags(held_out))
         predicted.append(tags)

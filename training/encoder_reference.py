@@ -113,7 +113,12 @@ def model_outputs(model_dir: Path, texts=CHECK_TEXTS) -> list[tuple[list[str], n
 def agreement(reference: list[tuple[list[str], np.ndarray]], ours: list[tuple[list[str], np.ndarray]], texts=CHECK_TEXTS) -> dict:
     """Per text: tokens, whether the pieces are equal, the cosine of the embeddings."""
     rows = [
-        {"text": text, "tokens": len(ref_pieces) + 2, "ids_equal": ref_pieces == our_pieces, "cosine": float(np.dot(ref_embedding, our_embedding))}
+        {
+            "text": text,
+            "tokens": len(ref_pieces) + 2,
+            "ids_equal": ref_pieces == our_pieces,
+            "cosine": float(np.dot(ref_embedding, our_embedding)),
+        }
         for text, (ref_pieces, ref_embedding), (our_pieces, our_embedding) in zip(texts, reference, ours, strict=True)
     ]
     return {"rows": rows, "min_cosine": min(row["cosine"] for row in rows), "ids_equal": sum(row["ids_equal"] for row in rows)}

@@ -141,7 +141,7 @@ def map_tags(tags: Sequence[str], mapping: dict[str, str | None], side: str) -> 
     for first, end, label in tag_ranges(tags):
         target = map_label(label, mapping, side)
         if target is not None:
-            mapped[first : end] = [f"B-{target}"] + [f"I-{target}"] * (end - first - 1)
+            mapped[first:end] = [f"B-{target}"] + [f"I-{target}"] * (end - first - 1)
     return mapped
 
 
@@ -171,7 +171,9 @@ def load_gold(path: str, data_format: str, label_map_path: str | None = None) ->
     return read_documents(path)
 
 
-def coverage_scored(documents: Sequence[Document], gold: Sequence[Sequence[str]], predicted: Sequence[Sequence[str]], sources: Sequence[str]) -> tuple[list[list[str]], list[list[str]]]:
+def coverage_scored(
+    documents: Sequence[Document], gold: Sequence[Sequence[str]], predicted: Sequence[Sequence[str]], sources: Sequence[str]
+) -> tuple[list[list[str]], list[list[str]]]:
     """Gold and predicted tags of each document rewritten to score only what its source
     annotates (``training.scoring.scored_tags``; unchanged for fully annotated documents)."""
     try:
@@ -244,7 +246,9 @@ def _one_line(value: str) -> str:
     return value.replace("\t", " ").replace("\r", " ").replace("\n", "⏎")
 
 
-def entity_errors(document: Document, tokens: Sequence[Token], gold: Sequence[str], predicted: Sequence[str], strict: bool = False) -> list[EntityError]:
+def entity_errors(
+    document: Document, tokens: Sequence[Token], gold: Sequence[str], predicted: Sequence[str], strict: bool = False
+) -> list[EntityError]:
     """Every false-positive and false-negative entity of one document, in text order.
 
     >>> text = "زار بوتين موسكو"
@@ -298,7 +302,9 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
         description="Entity-level precision/recall/F1 (seqeval) of a model on annotated data, with an errors file.",
     )
     parser.add_argument("--model", required=True, help="PyTorch model directory, or ONNX directory (with model.onnx)")
-    parser.add_argument("--data", required=True, nargs="+", help="gold data file(s); documents of several sources are scored each on its own coverage")
+    parser.add_argument(
+        "--data", required=True, nargs="+", help="gold data file(s); documents of several sources are scored each on its own coverage"
+    )
     parser.add_argument("--format", choices=("jsonl", "conll"), default="jsonl", help="gold data format (default %(default)s)")
     parser.add_argument(
         "--label-map",
@@ -306,7 +312,12 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
         help="a label map file (TOML) for CoNLL gold in another scheme, or a built-in renaming of both sides",
     )
     parser.add_argument("--strict", action="store_true", help="seqeval strict mode, IOB2 scheme")
-    parser.add_argument("--decoding", choices=DECODINGS, default="model", help="model: as served (Viterbi, the model's tag-transition prior); constraints: no prior; argmax: each word alone (default %(default)s)")
+    parser.add_argument(
+        "--decoding",
+        choices=DECODINGS,
+        default="model",
+        help="model: as served (Viterbi, the model's tag-transition prior); constraints: no prior; argmax: each word alone (default %(default)s)",
+    )
     parser.add_argument("--output-dir", help="where report.txt, report.json and errors.tsv go (default runs/eval/MODEL-DATA)")
     return parser
 
@@ -348,7 +359,10 @@ def evaluate(job: EvaluationJob) -> dict:
     if not onnx and not (Path(job.model) / "config.json").is_file():
         raise EvaluationError(f"{job.model} is neither a model directory (config.json) nor an ONNX export (model.onnx)")
     decoding = "" if job.decoding == "model" else f", decoding: {job.decoding}"
-    print(f"evaluating {job.model} ({'ONNX, serving runtime' if onnx else 'PyTorch'}{decoding}) on {len(documents)} document(s) of {', '.join(job.data)}", file=sys.stderr)
+    print(
+        f"evaluating {job.model} ({'ONNX, serving runtime' if onnx else 'PyTorch'}{decoding}) on {len(documents)} document(s) of {', '.join(job.data)}",
+        file=sys.stderr,
+    )
     in_sample = trained_on(Path(job.model), documents, job.data)
     predicted = predict_with_onnx(job.model, documents, job.decoding) if onnx else predict_with_pytorch(job.model, documents, job.decoding)
     gold = [gold_tags(d) for d in documents]
@@ -359,14 +373,19 @@ def evaluate(job: EvaluationJob) -> dict:
         # count a predicted NORP, renamed MISC, as a false positive.
         gold, predicted = coverage_scored(documents, gold, predicted, sources)
     elif not builtin_map:
-        print(f"note: gold labels {', '.join(foreign)} are not in the model's schema; pass the corpus's label map (--label-map FILE) or --label-map conll4", file=sys.stderr)
+        print(
+            f"note: gold labels {', '.join(foreign)} are not in the model's schema; pass the corpus's label map (--label-map FILE) or --label-map conll4",
+            file=sys.stderr,
+        )
     if builtin_map:
         gold = [map_tags(tags, builtin_map, "gold") for tags in gold]
         predicted = [map_tags(tags, builtin_map, "predicted") for tags in predicted]
     per_source = reports_by_source(sources, gold, predicted, job.strict) if len(set(sources)) > 1 else None
     text = report_text(gold, predicted, job.strict)
     report = entity_report(gold, predicted, job.strict)
-    errors = [e for d, g, p in zip(documents, gold, predicted, strict=True) for e in entity_errors(d, segment_words(d.text), g, p, job.strict)]
+    errors = [
+        e for d, g, p in zip(documents, gold, predicted, strict=True) for e in entity_errors(d, segment_words(d.text), g, p, job.strict)
+    ]
     output_dir = job.output_dir or _default_output_dir(job.model, job.data, job.decoding)
     summary = {
         "model": job.model,
@@ -391,8 +410,13 @@ def evaluate(job: EvaluationJob) -> dict:
     print(text)
     if per_source:
         for source, source_report in summary["per_source"].items():
-            print(f"{source}: entity F1 {source_report['micro avg']['f1-score']:.4f} over {source_report['micro avg']['support']} gold entities")
-    print(f"{summary['false_positives']} false positive(s), {summary['false_negatives']} false negative(s); wrote {output_dir}/report.txt, report.json, errors.tsv", file=sys.stderr)
+            print(
+                f"{source}: entity F1 {source_report['micro avg']['f1-score']:.4f} over {source_report['micro avg']['support']} gold entities"
+            )
+    print(
+        f"{summary['false_positives']} false positive(s), {summary['false_negatives']} false negative(s); wrote {output_dir}/report.txt, report.json, errors.tsv",
+        file=sys.stderr,
+    )
     return summary
 
 

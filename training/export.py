@@ -310,7 +310,14 @@ def entity_f1(reference: Sequence[Sequence[Entity]], predicted: Sequence[Sequenc
     precision = matched / len(guess) if guess else 1.0
     recall = matched / len(gold) if gold else 1.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    return {"precision": round(precision, 4), "recall": round(recall, 4), "f1": round(f1, 4), "reference_entities": len(gold), "predicted_entities": len(guess), "matched": matched}
+    return {
+        "precision": round(precision, 4),
+        "recall": round(recall, 4),
+        "f1": round(f1, 4),
+        "reference_entities": len(gold),
+        "predicted_entities": len(guess),
+        "matched": matched,
+    }
 
 
 def directory_sizes(directory: Path) -> dict[str, int]:
@@ -369,7 +376,9 @@ def export(
         fusions = optimize_graph(work / "traced.onnx", work / "fp32.onnx", model.config.num_attention_heads, model.config.hidden_size)
         log(f"fused: {', '.join(f'{k} x{v}' for k, v in fusions.items()) or 'nothing'}")
         fp32_dir, int8_dir = work / "fp32", work / "int8"
-        write_runtime_dir(fp32_dir, work / "fp32.onnx", model_dir / TOKENIZER_FILE, build_runtime_config(model, tokenizer, name, "none", max_length))
+        write_runtime_dir(
+            fp32_dir, work / "fp32.onnx", model_dir / TOKENIZER_FILE, build_runtime_config(model, tokenizer, name, "none", max_length)
+        )
 
         fp32_tagger = Tagger.load(fp32_dir)
         parity = check_parity(model, fp32_tagger, texts)
@@ -394,14 +403,18 @@ def export(
                 raise ExportError(f"int8 quantisation of {model_dir} (calibrated on {calibration_source}) failed: {exc}") from None
             calibrated = {"source": calibration_source, "texts": len(samples), "windows": len(windows), "activation_tensors": tensors}
             log(f"int8: {tensors} activation scales calibrated on {len(windows)} windows of {calibration_source}")
-            write_runtime_dir(int8_dir, work / "int8.onnx", model_dir / TOKENIZER_FILE, build_runtime_config(model, tokenizer, name, "int8", max_length))
+            write_runtime_dir(
+                int8_dir, work / "int8.onnx", model_dir / TOKENIZER_FILE, build_runtime_config(model, tokenizer, name, "int8", max_length)
+            )
             agreement = entity_f1(fp32_tagger.tag(texts), Tagger.load(int8_dir).tag(texts))
             log(
                 f"int8 vs fp32 entities on the seeds: F1 {agreement['f1']:.4f} "
                 f"(P {agreement['precision']:.4f}, R {agreement['recall']:.4f}, {agreement['reference_entities']} fp32 entities)"
             )
             if min_int8_f1 is not None and agreement["f1"] < min_int8_f1:
-                raise ExportError(f"int8 entity F1 vs fp32 is {agreement['f1']:.4f}, below --min-int8-f1 {min_int8_f1}; nothing written to {output}")
+                raise ExportError(
+                    f"int8 entity F1 vs fp32 is {agreement['f1']:.4f}, below --min-int8-f1 {min_int8_f1}; nothing written to {output}"
+                )
 
         final = int8_dir if quantization == "int8" else fp32_dir
         report = {
@@ -445,9 +458,15 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
     parser.add_argument("--model", required=True, type=Path, metavar="TRAINED_DIR", help="Hugging Face model directory from training")
     parser.add_argument("--output", required=True, type=Path, metavar="DIR", help="runtime directory to create, e.g. models/default")
-    parser.add_argument("--quantize", choices=("int8", "none"), default="int8", help="int8 with calibrated activation scales (default) or none (fp32)")
     parser.add_argument(
-        "--calibration", nargs="+", type=Path, default=[], metavar="FILE",
+        "--quantize", choices=("int8", "none"), default="int8", help="int8 with calibrated activation scales (default) or none (fp32)"
+    )
+    parser.add_argument(
+        "--calibration",
+        nargs="+",
+        type=Path,
+        default=[],
+        metavar="FILE",
         help="annotation .jsonl or plain .txt files whose texts calibrate int8 activation ranges (default: the seed articles)",
     )
     parser.add_argument("--name", help="model name reported by the service (default: the output directory's name)")

@@ -137,11 +137,21 @@ def _target(value: Any, where: str) -> str | None:
         if len(members) < 2:
             raise LabelMapError(f"{where}: a set needs at least two labels; write a single label as a string")
         return label_set(members)
-    raise LabelMapError(f"{where}: expected a label, a list of labels or \"O\", got {value!r}")
+    raise LabelMapError(f'{where}: expected a label, a list of labels or "O", got {value!r}')
 
 
 def _reader(table: dict, where: str) -> ReaderSettings:
-    known = {"separator", "token_column", "tag_column", "level", "scheme", "segment_marker", "document_sentences", "proclitics", "enclitics"}
+    known = {
+        "separator",
+        "token_column",
+        "tag_column",
+        "level",
+        "scheme",
+        "segment_marker",
+        "document_sentences",
+        "proclitics",
+        "enclitics",
+    }
     unknown = sorted(set(table) - known)
     if unknown:
         raise LabelMapError(f"{where}: unknown key(s) {', '.join(unknown)} (known: {', '.join(sorted(known))})")
@@ -164,7 +174,10 @@ def _reader(table: dict, where: str) -> ReaderSettings:
     sentences = _expect(table.get("document_sentences", 0), int, f"{where}.document_sentences")
     if sentences < 0:
         raise LabelMapError(f"{where}.document_sentences: must not be negative, got {sentences}")
-    clitics = {key: frozenset(_expect(w, str, f"{where}.{key}") for w in _expect(table.get(key, []), list, f"{where}.{key}")) for key in ("proclitics", "enclitics")}
+    clitics = {
+        key: frozenset(_expect(w, str, f"{where}.{key}") for w in _expect(table.get(key, []), list, f"{where}.{key}"))
+        for key in ("proclitics", "enclitics")
+    }
     glue = CliticGlue(clitics["proclitics"], clitics["enclitics"]) if any(clitics.values()) else None
     return ReaderSettings(layout, scheme, sentences, glue)
 
@@ -184,11 +197,17 @@ def parse_label_map(data: dict, path: str) -> LabelMap:
     if not tags_table:
         raise LabelMapError(f"{path}: [tags] is empty")
     tags = {native: _target(value, f"{path}: [tags] {native}") for native, value in tags_table.items()}
-    fixes = {raw: _expect(fixed, str, f"{path}: [tag_fixes] {raw}") for raw, fixed in _expect(data.get("tag_fixes", {}), dict, f"{path}: [tag_fixes]").items()}
+    fixes = {
+        raw: _expect(fixed, str, f"{path}: [tag_fixes] {raw}")
+        for raw, fixed in _expect(data.get("tag_fixes", {}), dict, f"{path}: [tag_fixes]").items()
+    }
     trims = {}
     for label, words in _expect(data.get("trim_leading_words", {}), dict, f"{path}: [trim_leading_words]").items():
         _known_labels([label], f"{path}: [trim_leading_words] {label}")
-        trims[label] = frozenset(normalise_word(_expect(w, str, f"{path}: [trim_leading_words] {label}")) for w in _expect(words, list, f"{path}: [trim_leading_words] {label}"))
+        trims[label] = frozenset(
+            normalise_word(_expect(w, str, f"{path}: [trim_leading_words] {label}"))
+            for w in _expect(words, list, f"{path}: [trim_leading_words] {label}")
+        )
     reader = _reader(_expect(data.get("reader", {}), dict, f"{path}: [reader]"), f"{path}: [reader]")
     return LabelMap(path, source, annotated, tags, fixes, trims, reader)
 

@@ -71,7 +71,10 @@ def partial_label_loss(logits, label_masks, num_items_in_batch=None):
     positions of ``-log sum_{t in A} softmax(logits)_t``; see ``PartialLabelTrainer.compute_loss``."""
     labelled = label_masks != IGNORED_LABEL
     scores = logits[labelled].float()
-    bits = torch.bitwise_left_shift(torch.ones(scores.shape[-1], dtype=label_masks.dtype, device=label_masks.device), torch.arange(scores.shape[-1], device=label_masks.device))
+    bits = torch.bitwise_left_shift(
+        torch.ones(scores.shape[-1], dtype=label_masks.dtype, device=label_masks.device),
+        torch.arange(scores.shape[-1], device=label_masks.device),
+    )
     allowed = (label_masks[labelled].unsqueeze(-1) & bits) != 0
     per_position = torch.logsumexp(scores, dim=-1) - torch.logsumexp(scores.masked_fill(~allowed, float("-inf")), dim=-1)
     if num_items_in_batch is not None:

@@ -62,7 +62,9 @@ def last_complete_checkpoint(directory: Path) -> str | None:
     """
     if not directory.is_dir():
         return None
-    complete = [path for path in directory.glob("checkpoint-*") if path.name.split("-")[-1].isdigit() and (path / "trainer_state.json").is_file()]
+    complete = [
+        path for path in directory.glob("checkpoint-*") if path.name.split("-")[-1].isdigit() and (path / "trainer_state.json").is_file()
+    ]
     return str(max(complete, key=lambda path: int(path.name.split("-")[-1]))) if complete else None
 
 

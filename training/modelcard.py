@@ -91,7 +91,9 @@ def _scores_table(report: dict) -> str:
     rows = ["| label | precision | recall | F1 | support |", "|---|---:|---:|---:|---:|"]
     for label, scores in report.items():
         if isinstance(scores, dict):
-            rows.append(f"| {table_cell(label)} | {scores['precision']:.3f} | {scores['recall']:.3f} | {scores['f1-score']:.3f} | {scores['support']} |")
+            rows.append(
+                f"| {table_cell(label)} | {scores['precision']:.3f} | {scores['recall']:.3f} | {scores['f1-score']:.3f} | {scores['support']} |"
+            )
     return "\n".join(rows)
 
 
@@ -132,7 +134,9 @@ def dev_tables(dev: dict) -> list[str]:
     for name, report in dev["per_source"].items():
         micro = report["micro avg"]
         classes = ", ".join(label for label, scores in report.items() if isinstance(scores, dict) and not label.endswith(" avg"))
-        rows.append(f"| {name} | {micro['precision']:.3f} | {micro['recall']:.3f} | **{micro['f1-score']:.3f}** | {micro['support']} | {table_cell(classes)} |")
+        rows.append(
+            f"| {name} | {micro['precision']:.3f} | {micro['recall']:.3f} | **{micro['f1-score']:.3f}** | {micro['support']} | {table_cell(classes)} |"
+        )
     return [
         f"Dev sets (best epoch {dev['best_epoch']}): mean of the sources' entity F1 **{dev['f1']:.3f}** (the model-selection metric). "
         "Each source is scored only on the labels it annotates; a merged corpus tag (GPE|LOC|FAC) accepts any of its members.",
@@ -221,7 +225,8 @@ def training_card(info: dict) -> str:
         f"- git commit: `{info['git_commit']}`",
         f"- date: {info['date']}",
         f"- command: `{info['command']}`",
-        f"- training time: {info['train_runtime_s']:.0f} s" + (f" on {info['device']}, {info['processes']} process(es)" if info.get("device") else ""),
+        f"- training time: {info['train_runtime_s']:.0f} s"
+        + (f" on {info['device']}, {info['processes']} process(es)" if info.get("device") else ""),
         "",
         "## Use",
         "",
@@ -249,7 +254,9 @@ def pretraining_card(info: dict) -> str:
     """The card of a pre-trained encoder, from its run record (pretrain_metrics.json): the corpus and
     what its filters dropped, the sizes and settings, the losses."""
     corpus, sizes, hyper = info["corpus"], info["sizes"], info["hyperparameters"]
-    rows = "\n".join(f"| `{path}` | {f['lines_read']:,} | {f['lines_kept']:,} | `{f['sha256'][:16]}…` |" for path, f in corpus["files"].items())
+    rows = "\n".join(
+        f"| `{path}` | {f['lines_read']:,} | {f['lines_kept']:,} | `{f['sha256'][:16]}…` |" for path, f in corpus["files"].items()
+    )
     eval_line = (
         f"Held-out loss (masked words of {corpus['eval_lines']:,} held-out lines): **{info['eval_loss']:.3f}** (perplexity {info['eval_perplexity']:.1f})."
         if info.get("eval_loss") is not None
@@ -263,15 +270,15 @@ pipeline_tag: fill-mask
 
 # Arabic BERT encoder, masked-language-model pre-training
 
-A BERT encoder for `training.train --base-model THIS_DIR` (fine-tuning for NER). Base: {info['base_model']}.
+A BERT encoder for `training.train --base-model THIS_DIR` (fine-tuning for NER). Base: {info["base_model"]}.
 
 ## Corpus
 
-{corpus['lines_read']:,} lines read, {corpus['exact_or_near_duplicates']:,} exact repeats and near-duplicates removed
-(normalised word trigrams, MinHash, Jaccard >= {corpus['near_duplicate_jaccard']}), {corpus.get('held_out_overlap', 0):,} held out for sharing a run of
-{corpus['overlap_ngram']} words with the dev documents (`--exclude-overlap`), {corpus['lines_kept']:,} lines kept
-({corpus['words_kept']:,} words); {corpus['eval_lines']:,} of them held out for the eval loss. Packed into
-{info['sequences']:,} sequences of at most {hyper['max_length']} sub-words ({info['subword_tokens']:,} sub-word tokens).
+{corpus["lines_read"]:,} lines read, {corpus["exact_or_near_duplicates"]:,} exact repeats and near-duplicates removed
+(normalised word trigrams, MinHash, Jaccard >= {corpus["near_duplicate_jaccard"]}), {corpus.get("held_out_overlap", 0):,} held out for sharing a run of
+{corpus["overlap_ngram"]} words with the dev documents (`--exclude-overlap`), {corpus["lines_kept"]:,} lines kept
+({corpus["words_kept"]:,} words); {corpus["eval_lines"]:,} of them held out for the eval loss. Packed into
+{info["sequences"]:,} sequences of at most {hyper["max_length"]} sub-words ({info["subword_tokens"]:,} sub-word tokens).
 
 | file | lines read | lines kept | sha256 |
 |---|---:|---:|---|
@@ -281,16 +288,16 @@ A BERT encoder for `training.train --base-model THIS_DIR` (fine-tuning for NER).
 
 {_key_values({**sizes, **hyper})}
 
-{info['optimizer_steps']:,} optimiser steps, {info['epochs']:.2f} epochs, {info['train_runtime_s'] / 60:.1f} min{' (' + info['note'] + ')' if info.get('note') else ''}.
-Last logged training loss **{info['train_loss']:.3f}** (mean over the run {info['mean_train_loss']:.3f}). {eval_line}
+{info["optimizer_steps"]:,} optimiser steps, {info["epochs"]:.2f} epochs, {info["train_runtime_s"] / 60:.1f} min{" (" + info["note"] + ")" if info.get("note") else ""}.
+Last logged training loss **{info["train_loss"]:.3f}** (mean over the run {info["mean_train_loss"]:.3f}). {eval_line}
 
 ![loss curve](training_curve.png)
 
 ## Provenance
 
-- git commit: `{info['git_commit']}`
-- date: {info['date']}
-- command: `{info['command']}`
+- git commit: `{info["git_commit"]}`
+- date: {info["date"]}
+- command: `{info["command"]}`
 """
 
 
@@ -342,7 +349,7 @@ def imported_encoder_card(facts: dict) -> str:
             "## Checked against the wheel's own C implementation",
             "",
             f"`python -m training.encoder_import --verify`: `{facts['reference_source']}` compiled with gcc embeds each text",
-            "(\"passage: \" prefix, mean pooling, L2 normalisation) beside transformers on the import with the whole",
+            '("passage: " prefix, mean pooling, L2 normalisation) beside transformers on the import with the whole',
             "vocabulary and on this trimmed directory; pieces are compared by the strings they name.",
             "",
             "| text | tokens | whole vocabulary: pieces equal, cosine | trimmed: pieces equal, cosine |",
@@ -398,8 +405,7 @@ def runtime_card(source_card: str | None, report: dict[str, Any], graph_file: st
         )
     lines += [
         "",
-        "Use it without torch: `Tagger.load(DIR).tag([text])` (`serving.tagger`), or "
-        "`python -m serving.tag --model DIR FILE...`.",
+        "Use it without torch: `Tagger.load(DIR).tag([text])` (`serving.tagger`), or `python -m serving.tag --model DIR FILE...`.",
         "",
     ]
     section = "\n".join(lines)
@@ -539,7 +545,11 @@ def pull_tables(pull: dict) -> str:
     for name, labels in pull["dev"]["stage2"].items():
         for label, after in labels.items():
             before = pull["dev"]["stage1"].get(name, {}).get(label)
-            dev_rows.append(f"| {name} | {table_cell(label)} | {before:.3f} | {after:.3f} |" if before is not None else f"| {name} | {table_cell(label)} | | {after:.3f} |")
+            dev_rows.append(
+                f"| {name} | {table_cell(label)} | {before:.3f} | {after:.3f} |"
+                if before is not None
+                else f"| {name} | {table_cell(label)} | | {after:.3f} |"
+            )
     agreement = ""
     for pair in pull.get("dev_agreement", []):
         first, second = pair["first"], pair["second"]
@@ -551,7 +561,9 @@ def pull_tables(pull: dict) -> str:
         )
         for label, a in pair["labels"].items():
             on_first = pull["dev"]["stage2"].get(first, {}).get(label)
-            on_second = [f1 for other, f1 in pull["dev"]["stage2"].get(second, {}).items() if set(label_members(other)) <= set(label_members(label))]
+            on_second = [
+                f1 for other, f1 in pull["dev"]["stage2"].get(second, {}).items() if set(label_members(other)) <= set(label_members(label))
+            ]
             agreement += f"| {table_cell(label)} | {a['matched']} | {a['only_first']} | {a['only_second']} | {a['f1']:.3f} | {'' if on_first is None else f'{on_first:.3f}'} | {'' if len(on_second) != 1 else f'{on_second[0]:.3f}'} |\n"
     return (
         "On the seed articles (our guidelines; stage 1 never saw them, stage 2 scored by leave-one-article-out):\n\n"
@@ -565,7 +577,11 @@ def pull_tables(pull: dict) -> str:
 
 def weakest(report: dict, count: int = 3) -> list[tuple[str, float, int]]:
     """The labels with the lowest F1 among those with support."""
-    rows = [(label, scores["f1-score"], scores["support"]) for label, scores in report.items() if not label.endswith(" avg") and scores["support"]]
+    rows = [
+        (label, scores["f1-score"], scores["support"])
+        for label, scores in report.items()
+        if not label.endswith(" avg") and scores["support"]
+    ]
     return sorted(rows, key=lambda row: row[1])[:count]
 
 
@@ -598,9 +614,13 @@ def _corpus_sources_table(sources: dict, seeds: dict) -> str:
     and the seed articles (``seeds``: path, documents, words, mentions)."""
     rows = ["| source | text | size | licence | citation |", "|---|---|---|---|---|"]
     for entry in sources.values():
-        rows.append(f"| {entry['name']} (`annotations/corpora/{entry['folder']}/`) | {entry['text']} | {entry['size']} | {entry['licence']} | {entry['citation']} |")
+        rows.append(
+            f"| {entry['name']} (`annotations/corpora/{entry['folder']}/`) | {entry['text']} | {entry['size']} | {entry['licence']} | {entry['citation']} |"
+        )
     size = f"{seeds['words']:,} words, {seeds['mentions']} mentions"
-    rows.append(f"| Seed articles (`{seeds['path']}`) | {seeds['documents']} Arabic news articles, annotated by us with `annotations/GUIDELINES.md` | {size} | our annotation (this repository) | this repository |")
+    rows.append(
+        f"| Seed articles (`{seeds['path']}`) | {seeds['documents']} Arabic news articles, annotated by us with `annotations/GUIDELINES.md` | {size} | our annotation (this repository) | this repository |"
+    )
     return "\n".join(rows)
 
 
@@ -634,7 +654,8 @@ def default_model_card(facts: dict) -> str:
         encoder_line = f"`{base}`."
     comparison_section = (
         f"Whether pre-training pays: the same two-stage recipe from each base: entity F1 on each source's dev set, {SELECTION_NOTE} "
-        f"(`{facts['comparison_file']}` in the encoder's directory; `make compare-encoders`):\n\n" + comparison_table(comparison)
+        f"(`{facts['comparison_file']}` in the encoder's directory; `make compare-encoders`):\n\n"
+        + comparison_table(comparison)
         + ("\n\n" + note if (note := stale_comparison_note(comparison, stage2)) else "")
         if comparison
         else "No pre-training comparison recorded for this encoder (`make compare-encoders` writes one)."
@@ -646,7 +667,7 @@ library_name: onnxruntime
 pipeline_tag: token-classification
 license: other
 license_name: research-only-cc-by-sa-3.0
-base_model: {'none (random weights)' if chosen['random_init'] else chosen['base']}
+base_model: {"none (random weights)" if chosen["random_init"] else chosen["base"]}
 ---
 
 # Arabic news named-entity recognition: the default model
@@ -658,14 +679,14 @@ the model hub (CAMeLBERT) cannot be reached where it was built. Users who can re
 (`make default-model BASE=CAMeL-Lab/bert-base-arabic-camelbert-msa NAME=camelbert`).
 
 **Scores.** Dev F1 per source (documents held out by `training/dev_splits.py`, each source scored on the labels
-it annotates): {per_source}; mean **{dev['f1']:.3f}**. Leave-one-article-out over the five seed articles
+it annotates): {per_source}; mean **{dev["f1"]:.3f}**. Leave-one-article-out over the five seed articles
 while training on everything else: **{seeds_cv_f1(stage2):.3f}** pooled
-({cv['mean_f1']:.3f} ± {cv['std_f1']:.3f} per article). Weakest on the dev sets: {weak_dev}; on the seeds:
+({cv["mean_f1"]:.3f} ± {cv["std_f1"]:.3f} per article). Weakest on the dev sets: {weak_dev}; on the seeds:
 {weak_cv}. Tables below.
 
 ## Training sources
 
-{_corpus_sources_table(facts['sources'], facts['seeds'])}
+{_corpus_sources_table(facts["sources"], facts["seeds"])}
 
 {LICENCE_NOTE}
 
@@ -674,10 +695,10 @@ while training on everything else: **{seeds_cv_f1(stage2):.3f}** pooled
 ## How it was trained
 
 1. Starting point: {encoder_line}
-2. Stage 1 (`{facts['recipes']['stage1']}`): the five corpora, coverage-aware loss, best epoch on the dev sets
-   (mean per-source F1 {stage1['dev']['f1']:.3f}).
-3. Stage 2 (`{facts['recipes']['stage2']}`): the seed articles (weight 6) and Wojood (2), our conventions, with a replay
-   of the corpora (0.05-0.15): mean per-source dev F1 {dev['f1']:.3f}.
+2. Stage 1 (`{facts["recipes"]["stage1"]}`): the five corpora, coverage-aware loss, best epoch on the dev sets
+   (mean per-source F1 {stage1["dev"]["f1"]:.3f}).
+3. Stage 2 (`{facts["recipes"]["stage2"]}`): the seed articles (weight 6) and Wojood (2), our conventions, with a replay
+   of the corpora (0.05-0.15): mean per-source dev F1 {dev["f1"]:.3f}.
 
 4. Decoding (`serving/decoding.py`): each sentence's tags are the most probable IOB2 sequence under the
    model's tag-transition prior, counted from the tags stage 2 trained on (`tag_transitions` in
@@ -689,7 +710,7 @@ Built by `make default-model` (`python -m training.build_default`); the stage-2 
 
 ## How the corpora's conventions and ours pull
 
-{pull_tables(facts['convention_pull'])}
+{pull_tables(facts["convention_pull"])}
 
 {training_card(stage2).split(chr(10) + "# Arabic news named-entity recognition" + chr(10), 1)[1]}"""
 
@@ -708,7 +729,9 @@ def epoch_curves(log_history: Sequence[dict]) -> dict[str, list[tuple[float, flo
     keys = {"train loss": "loss", "dev loss": "eval_loss", "dev F1": "eval_f1"}
     sources = dict.fromkeys(key for entry in log_history for key in entry if key.startswith("eval_f1_"))
     keys.update({f"dev F1 {key.removeprefix('eval_f1_')}": key for key in sources})
-    return {name: [(entry["epoch"], entry[key]) for entry in log_history if key in entry and "epoch" in entry] for name, key in keys.items()}
+    return {
+        name: [(entry["epoch"], entry[key]) for entry in log_history if key in entry and "epoch" in entry] for name, key in keys.items()
+    }
 
 
 def write_training_curve(log_history: Sequence[dict], path: str | os.PathLike) -> None:

@@ -33,7 +33,9 @@ class WordPredictor:
     (``serving.word_reader.make_decoder``).
     """
 
-    def __init__(self, model, tokenizer, max_length: int | None = None, overlap: int | None = None, batch_size: int = 16, decoding: str = "model"):
+    def __init__(
+        self, model, tokenizer, max_length: int | None = None, overlap: int | None = None, batch_size: int = 16, decoding: str = "model"
+    ):
         self.model = model
         self.tokenizer = tokenizer
         self.max_length = usable_max_length(model.config, max_length or saved_max_length(tokenizer))

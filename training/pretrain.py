@@ -85,7 +85,9 @@ class TextInputError(ValueError):
 
 
 # From-scratch defaults: they pre-train on 2 CPU cores in hours, not days.
-PRETRAIN_SIZES = ScratchSizes(vocab_size=24000, hidden_size=256, num_hidden_layers=4, num_attention_heads=4, intermediate_size=1024, max_position_embeddings=128)
+PRETRAIN_SIZES = ScratchSizes(
+    vocab_size=24000, hidden_size=256, num_hidden_layers=4, num_attention_heads=4, intermediate_size=1024, max_position_embeddings=128
+)
 SAVE_DTYPES = ("float32", "float16")
 
 
@@ -217,7 +219,9 @@ class NearDuplicateFilter:
         self.rows = MINHASH_PERMUTATIONS // MINHASH_BANDS
 
     def signature(self, words: Sequence[str]) -> np.ndarray:
-        shingles = np.array([zlib.crc32(" ".join(words[i : i + 3]).encode("utf-8")) & 0x7FFFFFFF for i in range(len(words) - 2)], dtype=np.int64)
+        shingles = np.array(
+            [zlib.crc32(" ".join(words[i : i + 3]).encode("utf-8")) & 0x7FFFFFFF for i in range(len(words) - 2)], dtype=np.int64
+        )
         return ((self.a * shingles + self.b) % _MERSENNE_PRIME).min(axis=1)
 
     def is_new(self, line: str) -> bool:
@@ -300,7 +304,12 @@ def collect_lines(paths: Sequence[str], progress: bool, held_out: HeldOutText | 
                 overlapping += 1
             elif keep.is_new(line):
                 kept.append((index, line))
-        stats.files[path] = {"lines_read": read, "lines_kept": len(kept) - before, "held_out_overlap": overlapping, "sha256": file_sha256(path)}
+        stats.files[path] = {
+            "lines_read": read,
+            "lines_kept": len(kept) - before,
+            "held_out_overlap": overlapping,
+            "sha256": file_sha256(path),
+        }
         stats.lines_read += read
         stats.held_out_overlap += overlapping
     stats.lines_kept = len(kept)
@@ -382,7 +391,9 @@ def pack_lines(word_ids_per_line: Iterable[tuple[int, list[list[int]]]], max_len
     return PackedSequences(np.array(ids, dtype=np.int32), np.array(words, dtype=np.int32), np.array(offsets, dtype=np.int64))
 
 
-def encode_lines(lines: Sequence[tuple[int, str]], backend_tokenizer, max_length: int, cls_id: int, sep_id: int, progress: bool) -> PackedSequences:
+def encode_lines(
+    lines: Sequence[tuple[int, str]], backend_tokenizer, max_length: int, cls_id: int, sep_id: int, progress: bool
+) -> PackedSequences:
     """Segment, sub-word and pack lines (each distinct word is tokenised once)."""
     from tqdm.auto import tqdm
 
@@ -484,7 +495,9 @@ def snapshot_callback(steps: Sequence[int], directory: Path, tokenizer, dtype: s
             if state.global_step in steps and state.is_world_process_zero:
                 target = directory / f"step-{state.global_step}"
                 save_encoder(model, tokenizer, target, dtype)
-                evals = [entry["eval_loss"] for entry in state.log_history if "eval_loss" in entry and entry.get("step") == state.global_step]
+                evals = [
+                    entry["eval_loss"] for entry in state.log_history if "eval_loss" in entry and entry.get("step") == state.global_step
+                ]
                 record = {"optimizer_steps": state.global_step, "epochs": state.epoch, "eval_loss": evals[-1] if evals else None}
                 atomic_write_text(target / "snapshot.json", json_text(record))
 
@@ -543,12 +556,24 @@ def masked_positions_bert(config_or_model):
 
 def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=prog, description="Masked-language-model pre-training of a BERT encoder.")
-    parser.add_argument("--recipe", metavar="TOML", help="a recipe whose [pretraining] table sets any of the options below (option names with _ for -); options given here override it")
+    parser.add_argument(
+        "--recipe",
+        metavar="TOML",
+        help="a recipe whose [pretraining] table sets any of the options below (option names with _ for -); options given here override it",
+    )
     parser.add_argument("--text", nargs="+", required=True, metavar="FILE", help="text files: .txt, .txt.xz or annotation .jsonl")
-    parser.add_argument("--exclude-overlap", nargs="+", default=[], metavar="FILE", help=f"documents never to pre-train on (dev sets): text lines sharing a run of {OVERLAP_NGRAM} words with them are held out")
+    parser.add_argument(
+        "--exclude-overlap",
+        nargs="+",
+        default=[],
+        metavar="FILE",
+        help=f"documents never to pre-train on (dev sets): text lines sharing a run of {OVERLAP_NGRAM} words with them are held out",
+    )
     parser.add_argument("--output", required=True, help="model directory to write")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output (and discard an unfinished run's checkpoints)")
-    parser.add_argument("--resume", action="store_true", help="continue the unfinished run left in OUTPUT.partial/ from its last checkpoint")
+    parser.add_argument(
+        "--resume", action="store_true", help="continue the unfinished run left in OUTPUT.partial/ from its last checkpoint"
+    )
     model = parser.add_argument_group("model (from scratch unless --base-model)")
     model.add_argument("--base-model", help="continue pre-training this hub id or local directory (its vocabulary and sizes are kept)")
     add_size_arguments(model, PRETRAIN_SIZES, note="from scratch: ", given_only=True)
@@ -564,16 +589,28 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     train.add_argument("--max-steps", type=int, help="stop after this many optimiser steps (overrides --epochs)")
     train.add_argument("--batch-size", type=int, help=f"sequences per device per step (default {defaults.batch_size})")
     train.add_argument("--gradient-accumulation-steps", type=int)
-    train.add_argument("--learning-rate", type=float, help=f"peak learning rate (default {defaults.learning_rate}; 1e-4 suits continuing a base model)")
+    train.add_argument(
+        "--learning-rate", type=float, help=f"peak learning rate (default {defaults.learning_rate}; 1e-4 suits continuing a base model)"
+    )
     train.add_argument("--warmup-ratio", type=float)
     train.add_argument("--weight-decay", type=float)
     train.add_argument("--mlm-probability", type=float, help=f"share of words masked (default {defaults.mlm_probability})")
-    train.add_argument("--eval-fraction", type=float, help=f"share of kept lines held out for the eval loss (default {defaults.eval_fraction})")
+    train.add_argument(
+        "--eval-fraction", type=float, help=f"share of kept lines held out for the eval loss (default {defaults.eval_fraction})"
+    )
     train.add_argument("--save-steps", type=int, help=f"checkpoint (and eval) every N steps (default {defaults.save_steps})")
-    train.add_argument("--snapshot-steps", type=int, nargs="+", metavar="N", help="also write the encoder as it is after N steps, to OUTPUT-stepN (smaller budgets, for comparisons); multiples of --save-steps")
+    train.add_argument(
+        "--snapshot-steps",
+        type=int,
+        nargs="+",
+        metavar="N",
+        help="also write the encoder as it is after N steps, to OUTPUT-stepN (smaller budgets, for comparisons); multiples of --save-steps",
+    )
     train.add_argument("--logging-steps", type=int)
     train.add_argument("--precision", choices=PRECISIONS, help=f"auto: bf16 on GPUs and AMX CPUs, else fp32 (default {defaults.precision})")
-    train.add_argument("--save-dtype", choices=SAVE_DTYPES, help="weights as saved: float16 halves the directory (training reloads them as float32)")
+    train.add_argument(
+        "--save-dtype", choices=SAVE_DTYPES, help="weights as saved: float16 halves the directory (training reloads them as float32)"
+    )
     train.add_argument("--seed", type=int)
     parser.add_argument("--no-progress", action="store_true")
     return parser
@@ -599,7 +636,9 @@ def _check(parser: argparse.ArgumentParser, job: PretrainJob) -> None:
             if not Path(path).is_file():
                 parser.error(f"{option} {path}: no such file")
     if any(step <= 0 or step % settings.save_steps for step in settings.snapshot_steps):
-        parser.error(f"--snapshot-steps must be positive multiples of --save-steps {settings.save_steps}, got {list(settings.snapshot_steps)}")
+        parser.error(
+            f"--snapshot-steps must be positive multiples of --save-steps {settings.save_steps}, got {list(settings.snapshot_steps)}"
+        )
     if job.output.exists() and any(job.output.iterdir()) and not (job.overwrite or job.resume):  # a resumed run replaces it at the end
         parser.error(f"output {job.output} exists and is not empty; pass --overwrite to replace it")
     staging = staging_dir_for(job.output)
@@ -668,7 +707,9 @@ def prepare_data(job: PretrainJob, staging: Path, base_tokenizer=None):
     evaluation.save(data_dir / "eval.npz")
     atomic_write_text(data_dir / "corpus.json", json_text(asdict(stats)))
     atomic_write_text(cached, json_text(fingerprint))  # last: marks the cache complete
-    _log(f"prepared {len(train):,} training sequences ({train.tokens():,} sub-words) and {len(evaluation):,} eval sequences in {time.perf_counter() - started:.0f} s")
+    _log(
+        f"prepared {len(train):,} training sequences ({train.tokens():,} sub-words) and {len(evaluation):,} eval sequences in {time.perf_counter() - started:.0f} s"
+    )
     return tokenizer, train, evaluation, stats
 
 
@@ -748,7 +789,10 @@ def pretrain(job: PretrainJob) -> dict | None:
         train_dataset=train_sequences,
         eval_dataset=eval_sequences if settings.eval_fraction > 0 and len(eval_sequences) else None,
         data_collator=collator,
-        callbacks=[masking_epoch_callback(collator), snapshot_callback(set(settings.snapshot_steps), staging / "snapshots", tokenizer, settings.save_dtype)],
+        callbacks=[
+            masking_epoch_callback(collator),
+            snapshot_callback(set(settings.snapshot_steps), staging / "snapshots", tokenizer, settings.save_dtype),
+        ],
     )
     resume_from = last_complete_checkpoint(staging / "checkpoints") if job.resume else None
     _log(
@@ -874,7 +918,12 @@ def write_loss_curve(log_history: Sequence[dict], path: Path) -> None:
 
 
 # What each setting of a [pretraining] table takes: the type of its default, or of its items.
-SETTING_KINDS = {name: type(value) for name, value in asdict(PretrainSettings()).items()} | {"base_model": str, "max_length": int, "max_steps": int, "snapshot_steps": int}
+SETTING_KINDS = {name: type(value) for name, value in asdict(PretrainSettings()).items()} | {
+    "base_model": str,
+    "max_length": int,
+    "max_steps": int,
+    "snapshot_steps": int,
+}
 SETTING_CHOICES = {"precision": PRECISIONS, "save_dtype": SAVE_DTYPES}
 LIST_SETTINGS = {"snapshot_steps"}
 
@@ -911,8 +960,19 @@ def job_from_args(args: argparse.Namespace, argv: Sequence[str]) -> PretrainJob:
     """The run a parsed command line describes: the defaults, the recipe's ``[pretraining]`` table,
     then the options given (reads and checks the recipe: RecipeError)."""
     given = {setting.name: getattr(args, setting.name) for setting in fields(PretrainSettings) if getattr(args, setting.name) is not None}
-    settings = replace(resolve_settings(args.recipe), **{name: tuple(value) if isinstance(value, list) else value for name, value in given.items()})
-    return PretrainJob(tuple(args.text), Path(args.output), settings, tuple(args.exclude_overlap), args.resume, args.overwrite, not args.no_progress, tuple(argv))
+    settings = replace(
+        resolve_settings(args.recipe), **{name: tuple(value) if isinstance(value, list) else value for name, value in given.items()}
+    )
+    return PretrainJob(
+        tuple(args.text),
+        Path(args.output),
+        settings,
+        tuple(args.exclude_overlap),
+        args.resume,
+        args.overwrite,
+        not args.no_progress,
+        tuple(argv),
+    )
 
 
 def main(argv: list[str] | None = None, prog: str = PROG) -> int:

@@ -151,8 +151,13 @@ def freeze_activation_scales(model, ranges: dict[str, ActivationRange]) -> None:
                 raise ValueError(f"no calibrated range for {activation!r} (quantised by {node.name!r})")
             scale, zero_point = uint8_scale_and_zero_point(ranges[activation])
             quantized, scale_name, zero_point_name = node.output
-            constants += [numpy_helper.from_array(np.array(scale), scale_name), numpy_helper.from_array(np.array(zero_point), zero_point_name)]
-            replacements[node.name] = helper.make_node("QuantizeLinear", [activation, scale_name, zero_point_name], [quantized], name=f"{node.name}_static")
+            constants += [
+                numpy_helper.from_array(np.array(scale), scale_name),
+                numpy_helper.from_array(np.array(zero_point), zero_point_name),
+            ]
+            replacements[node.name] = helper.make_node(
+                "QuantizeLinear", [activation, scale_name, zero_point_name], [quantized], name=f"{node.name}_static"
+            )
         elif node.op_type == "MatMulInteger":
             cast = single_consumer(consumers, node, "Cast")
             rescale = single_consumer(consumers, cast, "Mul")

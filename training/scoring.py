@@ -44,7 +44,9 @@ def entity_scores(gold: Sequence[Sequence[str]], predicted: Sequence[Sequence[st
 def entity_report(gold: Sequence[Sequence[str]], predicted: Sequence[Sequence[str]], strict: bool = False) -> dict:
     """seqeval's classification report as plain JSON-ready numbers: per label and the micro,
     macro and weighted averages, each with precision, recall, f1-score and support."""
-    report = classification_report([list(s) for s in gold], [list(s) for s in predicted], output_dict=True, zero_division=0, **_seqeval_options(strict))
+    report = classification_report(
+        [list(s) for s in gold], [list(s) for s in predicted], output_dict=True, zero_division=0, **_seqeval_options(strict)
+    )
     return {
         label: {key: (int(value) if key == "support" else float(value)) for key, value in scores.items()}
         for label, scores in report.items()
@@ -53,7 +55,9 @@ def entity_report(gold: Sequence[Sequence[str]], predicted: Sequence[Sequence[st
 
 def report_text(gold: Sequence[Sequence[str]], predicted: Sequence[Sequence[str]], strict: bool = False) -> str:
     """seqeval's printed classification report."""
-    return classification_report([list(s) for s in gold], [list(s) for s in predicted], digits=4, zero_division=0, **_seqeval_options(strict))
+    return classification_report(
+        [list(s) for s in gold], [list(s) for s in predicted], digits=4, zero_division=0, **_seqeval_options(strict)
+    )
 
 
 def entity_set(tags: Sequence[str], strict: bool = False) -> set[tuple[int, int, str]]:
@@ -214,7 +218,9 @@ def scored_documents(
     return [g for g, _ in pairs], [p for _, p in pairs]
 
 
-def reports_by_source(sources: Sequence[str], gold: Sequence[Sequence[str]], predicted: Sequence[Sequence[str]], strict: bool = False) -> dict[str, dict]:
+def reports_by_source(
+    sources: Sequence[str], gold: Sequence[Sequence[str]], predicted: Sequence[Sequence[str]], strict: bool = False
+) -> dict[str, dict]:
     """``{source: report}`` over tag sequences grouped by ``sources`` (one name per sequence, in
     first-seen order), and ``"all"`` pooling every sequence.
 
@@ -223,7 +229,11 @@ def reports_by_source(sources: Sequence[str], gold: Sequence[Sequence[str]], pre
     {'a': 1.0, 'b': 0.0, 'all': 0.6666666666666666}
     """
     reports = {
-        name: entity_report([g for g, source in zip(gold, sources, strict=True) if source == name], [p for p, source in zip(predicted, sources, strict=True) if source == name], strict)
+        name: entity_report(
+            [g for g, source in zip(gold, sources, strict=True) if source == name],
+            [p for p, source in zip(predicted, sources, strict=True) if source == name],
+            strict,
+        )
         for name in dict.fromkeys(sources)
     }
     reports["all"] = entity_report(gold, predicted, strict)

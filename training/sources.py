@@ -173,7 +173,9 @@ def check_setting(where: str, value, kind: type, choices: Sequence | None = None
     training.sources.RecipeError: r.toml: [training] epochs: expected a number, got '3'
     """
     if isinstance(value, bool) or not isinstance(value, (int, float) if kind is float else kind):
-        raise RecipeError(f"{where}: expected {'a number' if kind is float else 'an integer' if kind is int else 'a string'}, got {value!r}")
+        raise RecipeError(
+            f"{where}: expected {'a number' if kind is float else 'an integer' if kind is int else 'a string'}, got {value!r}"
+        )
     if choices and value not in choices:
         raise RecipeError(f"{where}: expected one of {', '.join(choices)}, got {value!r}")
     if minimum is not None and value < minimum:

@@ -42,7 +42,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     for split in splits:
-        print(f"{split.name}: {len(split.train)} training, {len(split.dev)} dev, {split.held_back_lines} line(s) of {len(split.held_back)} document(s) held back (text shared with dev)", file=sys.stderr)
+        print(
+            f"{split.name}: {len(split.train)} training, {len(split.dev)} dev, {split.held_back_lines} line(s) of {len(split.held_back)} document(s) held back (text shared with dev)",
+            file=sys.stderr,
+        )
     print(f"wrote {output}/", file=sys.stderr)
     return 0
 

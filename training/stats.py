@@ -106,7 +106,12 @@ def spans_by_line(documents: list[Document]) -> dict[str, list[_LineSpan]]:
             key = normalised_text(line)
             if key and key not in lines:
                 lines[key] = [
-                    (key, len(normalised_text(line[: span.start - line_start])), len(normalised_text(line[: span.end - line_start])), span.label)
+                    (
+                        key,
+                        len(normalised_text(line[: span.start - line_start])),
+                        len(normalised_text(line[: span.end - line_start])),
+                        span.label,
+                    )
                     for span in document.spans
                     if line_start <= span.start and span.end <= line_end
                 ]
@@ -130,7 +135,12 @@ def sentence_agreement(first: list[Document], second: list[Document]) -> tuple[i
     shared = first_lines.keys() & second_lines.keys()
     labels = {span[3] for key in shared for span in first_lines[key]}
     # A label only the second corpus uses (on these lines) gets a row of its own, all "2nd only".
-    labels |= {span[3] for key in shared for span in second_lines[key] if not any(set(label_members(span[3])) & set(label_members(label)) for label in labels)}
+    labels |= {
+        span[3]
+        for key in shared
+        for span in second_lines[key]
+        if not any(set(label_members(span[3])) & set(label_members(label)) for label in labels)
+    }
     # A label one corpus does not mark exhaustively (NORP in NewsFANE, not in ANERcorp) is left out.
     marked_by_both = {label for d in first for label in d.annotated} & {label for d in second for label in d.annotated}
     result = {}
@@ -165,10 +175,16 @@ def disagreements(first: list[Document], second: list[Document]) -> list[str]:
         if other is None:
             continue
         mine, theirs = set(document.spans), set(other.spans)
-        for span, side, against in sorted([(s, "1st only", theirs) for s in mine - theirs] + [(s, "2nd only", mine) for s in theirs - mine]):
-            overlapping = [f"{o.label} {document.text[o.start:o.end]!r}" for o in sorted(against) if o.start < span.end and span.start < o.end]
+        for span, side, against in sorted(
+            [(s, "1st only", theirs) for s in mine - theirs] + [(s, "2nd only", mine) for s in theirs - mine]
+        ):
+            overlapping = [
+                f"{o.label} {document.text[o.start : o.end]!r}" for o in sorted(against) if o.start < span.end and span.start < o.end
+            ]
             shown = document.text[span.start : span.end]
-            lines.append(f"{document.id} {span.start}-{span.end} {side}: {span.label} {shown!r}  other pass: {', '.join(overlapping) or '-'}")
+            lines.append(
+                f"{document.id} {span.start}-{span.end} {side}: {span.label} {shown!r}  other pass: {', '.join(overlapping) or '-'}"
+            )
     return lines
 
 
@@ -176,7 +192,11 @@ def main(argv: list[str] | None = None, prog: str = PROG) -> int:
     parser = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
     parser.add_argument("file", help="annotation JSONL")
     parser.add_argument("--compare", metavar="OTHER", help="a second annotation pass of the same texts")
-    parser.add_argument("--by-sentence", action="store_true", help="OTHER annotates the same sentences in files of its own: match lines by their normalised text")
+    parser.add_argument(
+        "--by-sentence",
+        action="store_true",
+        help="OTHER annotates the same sentences in files of its own: match lines by their normalised text",
+    )
     args = parser.parse_args(argv)
     if args.by_sentence and not args.compare:
         parser.error("--by-sentence compares two files: give the other with --compare OTHER")
@@ -187,7 +207,9 @@ def main(argv: list[str] | None = None, prog: str = PROG) -> int:
     second = read_documents(args.compare)
     if args.by_sentence:
         lines, by_label = sentence_agreement(first, second)
-        print(f"span-level agreement (the same stretch of normalised text, a label in common) over the {lines:,} lines both annotate, {args.compare} against {args.file}:")
+        print(
+            f"span-level agreement (the same stretch of normalised text, a label in common) over the {lines:,} lines both annotate, {args.compare} against {args.file}:"
+        )
         print(agreement_table(by_label))
         return 0
     overall = agreement(first, second)

@@ -304,7 +304,9 @@ def train_model(data: TrainingData, source: ModelSource, settings: TrainSettings
     args = training_arguments(settings, work_dir, with_dev, progress)
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         if args.parallel_mode != ParallelMode.DISTRIBUTED:
-            raise RuntimeError(f"launched as {os.environ['WORLD_SIZE']} processes, but the Trainer is not in distributed mode ({args.parallel_mode})")
+            raise RuntimeError(
+                f"launched as {os.environ['WORLD_SIZE']} processes, but the Trainer is not in distributed mode ({args.parallel_mode})"
+            )
         _log(f"distributed data parallel over {args.world_size} processes ({args.ddp_backend or 'nccl'})")
     tokenizer, model = prepare_base(source, [d.text for _, d in data.trained_on()], args, work_dir / "base")
     max_length = usable_max_length(model.config, settings.max_length)
@@ -382,7 +384,9 @@ def predicted_tags(trained: TrainedModel, documents: Sequence[Document]) -> list
 def fit_scores(trained: TrainedModel, documents: Sequence[tuple[str, Document]]) -> dict:
     """Entity scores of the trained model on (a sample of) its own training documents, each
     scored on what its source annotates."""
-    reports = per_source_reports([d for _, d in documents], predicted_tags(trained, [d for _, d in documents]), [name for name, _ in documents])
+    reports = per_source_reports(
+        [d for _, d in documents], predicted_tags(trained, [d for _, d in documents]), [name for name, _ in documents]
+    )
     micro = reports["all"]["micro avg"]
     return {"precision": micro["precision"], "recall": micro["recall"], "f1": micro["f1-score"], "documents": len(documents)}
 
@@ -424,36 +428,81 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     parser.add_argument("--output", required=True, help="model directory to write")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output directory")
     model = parser.add_argument_group("base model")
-    model.add_argument("--base-model", default=DEFAULT_BASE_MODEL, help="hub id or local directory of a BERT-family encoder (default %(default)s)")
-    model.add_argument("--from-scratch", action="store_true", help="build a small BERT (and WordPiece vocabulary) instead of loading --base-model")
-    model.add_argument("--random-init", action="store_true", help="--base-model's tokenizer and architecture with random weights (measures what pre-training brings)")
+    model.add_argument(
+        "--base-model", default=DEFAULT_BASE_MODEL, help="hub id or local directory of a BERT-family encoder (default %(default)s)"
+    )
+    model.add_argument(
+        "--from-scratch", action="store_true", help="build a small BERT (and WordPiece vocabulary) instead of loading --base-model"
+    )
+    model.add_argument(
+        "--random-init",
+        action="store_true",
+        help="--base-model's tokenizer and architecture with random weights (measures what pre-training brings)",
+    )
     sizes = ScratchSizes()
     add_size_arguments(model, sizes, note="--from-scratch: ")
-    model.add_argument("--scratch-max-length", type=int, default=sizes.max_position_embeddings, help="--from-scratch: position limit (default %(default)s)")
-    hyper = parser.add_argument_group("training (unset: the recipe's [training] table, else fine-tuning defaults, or larger steps with --from-scratch)")
+    model.add_argument(
+        "--scratch-max-length", type=int, default=sizes.max_position_embeddings, help="--from-scratch: position limit (default %(default)s)"
+    )
+    hyper = parser.add_argument_group(
+        "training (unset: the recipe's [training] table, else fine-tuning defaults, or larger steps with --from-scratch)"
+    )
     defaults = TrainSettings()
-    hyper.add_argument("--epochs", type=float, help=f"passes over the data (default {defaults.epochs:g}, {SCRATCH_DEFAULTS['epochs']:g} from scratch)")
-    hyper.add_argument("--learning-rate", type=float, help=f"peak learning rate (default {defaults.learning_rate:g}, {SCRATCH_DEFAULTS['learning_rate']:g} from scratch)")
-    hyper.add_argument("--batch-size", type=int, help=f"windows per device per step (default {defaults.batch_size}, {SCRATCH_DEFAULTS['batch_size']} from scratch)")
+    hyper.add_argument(
+        "--epochs", type=float, help=f"passes over the data (default {defaults.epochs:g}, {SCRATCH_DEFAULTS['epochs']:g} from scratch)"
+    )
+    hyper.add_argument(
+        "--learning-rate",
+        type=float,
+        help=f"peak learning rate (default {defaults.learning_rate:g}, {SCRATCH_DEFAULTS['learning_rate']:g} from scratch)",
+    )
+    hyper.add_argument(
+        "--batch-size",
+        type=int,
+        help=f"windows per device per step (default {defaults.batch_size}, {SCRATCH_DEFAULTS['batch_size']} from scratch)",
+    )
     hyper.add_argument("--warmup-ratio", type=float, help=f"share of steps with linear warm-up (default {defaults.warmup_ratio})")
     hyper.add_argument("--weight-decay", type=float, help=f"AdamW weight decay (default {defaults.weight_decay})")
     hyper.add_argument("--seed", type=int, help=f"seed for weights, data order and dropout (default {defaults.seed})")
-    hyper.add_argument("--gradient-accumulation-steps", type=int, help=f"steps whose gradients add up before an update (default {defaults.gradient_accumulation_steps})")
-    hyper.add_argument("--max-length", type=int, help="window length in sub-words incl. [CLS]/[SEP]; default and upper bound: the model's max_position_embeddings")
+    hyper.add_argument(
+        "--gradient-accumulation-steps",
+        type=int,
+        help=f"steps whose gradients add up before an update (default {defaults.gradient_accumulation_steps})",
+    )
+    hyper.add_argument(
+        "--max-length",
+        type=int,
+        help="window length in sub-words incl. [CLS]/[SEP]; default and upper bound: the model's max_position_embeddings",
+    )
     hyper.add_argument("--loss", choices=LOSSES, help="partial: coverage-aware (default); cross-entropy: every O is O")
     hyper.add_argument("--precision", choices=PRECISIONS, help=f"auto: bf16 on GPUs and AMX CPUs, else fp32 (default {defaults.precision})")
-    hyper.add_argument("--short-crops", type=float, metavar="N", help=f"also train on N short crops per sentence on average: lone entities, 2-8-word fragments cut at entity-safe points (default {defaults.short_crops:g})")
+    hyper.add_argument(
+        "--short-crops",
+        type=float,
+        metavar="N",
+        help=f"also train on N short crops per sentence on average: lone entities, 2-8-word fragments cut at entity-safe points (default {defaults.short_crops:g})",
+    )
     evaluation = parser.add_argument_group("evaluation")
-    evaluation.add_argument("--dev-ids", help="comma-separated document ids held out as dev set: F1 every epoch, early stopping, best epoch kept")
-    evaluation.add_argument("--dev-fraction", type=float, help="with --data: share of each file's documents held out as its dev set (seeded draw)")
+    evaluation.add_argument(
+        "--dev-ids", help="comma-separated document ids held out as dev set: F1 every epoch, early stopping, best epoch kept"
+    )
+    evaluation.add_argument(
+        "--dev-fraction", type=float, help="with --data: share of each file's documents held out as its dev set (seeded draw)"
+    )
     evaluation.add_argument("--split-seed", type=int, help="with --data: seed of the dev draw (default 13; a recipe names its own)")
     evaluation.add_argument(
         "--early-stopping-patience",
         type=int,
         help=f"epochs without dev F1 gain before stopping (default {defaults.early_stopping_patience}, {SCRATCH_DEFAULTS['early_stopping_patience']} from scratch)",
     )
-    evaluation.add_argument("--cv", action="store_true", help="leave-one-article-out cross-validation over one source's documents before training the final model")
-    evaluation.add_argument("--cv-source", help="with --cv: the source whose documents are held out in turn (default: the first); the others always train")
+    evaluation.add_argument(
+        "--cv",
+        action="store_true",
+        help="leave-one-article-out cross-validation over one source's documents before training the final model",
+    )
+    evaluation.add_argument(
+        "--cv-source", help="with --cv: the source whose documents are held out in turn (default: the first); the others always train"
+    )
     evaluation.add_argument("--cv-folds", type=int, help="with --cv: only the first K folds (quick checks)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     return parser
@@ -461,7 +510,17 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
 
 # Choices and lower bounds of the settings a recipe may fix (the command line checks its own).
 SETTING_CHOICES = {"loss": LOSSES, "precision": PRECISIONS}
-SETTING_MINIMUM = {"epochs": 0, "learning_rate": 0, "batch_size": 1, "warmup_ratio": 0, "weight_decay": 0, "gradient_accumulation_steps": 1, "max_length": 8, "early_stopping_patience": 1, "short_crops": 0}
+SETTING_MINIMUM = {
+    "epochs": 0,
+    "learning_rate": 0,
+    "batch_size": 1,
+    "warmup_ratio": 0,
+    "weight_decay": 0,
+    "gradient_accumulation_steps": 1,
+    "max_length": 8,
+    "early_stopping_patience": 1,
+    "short_crops": 0,
+}
 
 
 def recipe_settings(recipe: Recipe) -> dict:
@@ -707,9 +766,17 @@ def train(job: TrainJob) -> dict | None:
     staging = staging_dir_for(job.output)
     if _is_main_process():
         prepare_staging(staging, job.argv, settings)
-    base = "from scratch" if source.from_scratch else f"{source.base_model} (architecture and tokenizer only, random weights)" if source.random_init else source.base_model
+    base = (
+        "from scratch"
+        if source.from_scratch
+        else f"{source.base_model} (architecture and tokenizer only, random weights)"
+        if source.random_init
+        else source.base_model
+    )
     for split in splits:
-        _log(f"source {split.name}: {len(split.train)} training document(s), {len(split.dev)} dev, {split.held_back_lines} line(s) of {len(split.held_back)} held back (text shared with dev)")
+        _log(
+            f"source {split.name}: {len(split.train)} training document(s), {len(split.dev)} dev, {split.held_back_lines} line(s) of {len(split.held_back)} held back (text shared with dev)"
+        )
     _log(f"base model: {base}; settings: " + ", ".join(f"{k}={v}" for k, v in asdict(settings).items()))
     try:
         cv_summary = cross_validate_source(job, data, cv_split, staging) if cv_split else None
@@ -743,7 +810,9 @@ def summary_line(output: Path, info: dict) -> str:
         summary += f", dev F1 {info['dev']['f1']:.3f} (mean over sources: {per_source}; best epoch {info['dev']['best_epoch']})"
     cv_summary = info["cv"]
     if cv_summary:
-        summary += f", CV F1 {cv_summary['mean_f1']:.3f} ± {cv_summary['std_f1']:.3f} (pooled {cv_summary['pooled']['micro avg']['f1-score']:.3f})"
+        summary += (
+            f", CV F1 {cv_summary['mean_f1']:.3f} ± {cv_summary['std_f1']:.3f} (pooled {cv_summary['pooled']['micro avg']['f1-score']:.3f})"
+        )
     summary += f", {info['train_runtime_s']:.0f} s"
     if not info["dev"] and not cv_summary:
         summary += "\nno dev set and no cross-validation: for an honest figure hold documents out (--dev-fraction, --dev-ids) or cross-validate (--cv)"
