@@ -136,7 +136,7 @@ def build_model(shape: ModelShape, target: Path) -> dict[str, Any]:
 
 def prepare_models(shape: ModelShape, work_dir: Path) -> dict[str, Path]:
     """Trained-model dir plus its fp32 and int8 exports, built once and cached under ``work_dir``."""
-    from training.export import export
+    from training.export import ExportJob, export
 
     base = work_dir / shape.name
     paths = {"hf": base / "hf", "fp32": base / "onnx-fp32", "int8": base / "onnx-int8"}
@@ -147,7 +147,9 @@ def prepare_models(shape: ModelShape, work_dir: Path) -> dict[str, Path]:
     for quantization, key in (("none", "fp32"), ("int8", "int8")):
         if not paths[key].exists():
             print(f"exporting {key} ...", file=sys.stderr)
-            export(paths["hf"], paths[key], quantization, name=f"{shape.name}-{key}", log=lambda line: print(line, file=sys.stderr))
+            export(
+                ExportJob(paths["hf"], paths[key], quantization, name=f"{shape.name}-{key}"), log=lambda line: print(line, file=sys.stderr)
+            )
     return paths
 
 

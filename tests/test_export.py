@@ -12,7 +12,7 @@ import pytest
 from serving.spans import tags_to_spans
 from serving.tagger import Tagger
 from training import export as export_module
-from training.export import ExportError, check_trained_dir, labels_in_id_order, main
+from training.export import ExportError, ExportJob, check_trained_dir, export, labels_in_id_order, main
 
 ROOT = Path(__file__).resolve().parents[1]
 SEED_TEXTS = [path.read_text(encoding="utf-8") for path in sorted((ROOT / "seeds").glob("*.txt"))]
@@ -154,6 +154,17 @@ def test_existing_output_is_kept_unless_forced(tiny_model_dir, tmp_path, capsys)
     assert {path.name for path in output.iterdir()} == RUNTIME_FILES
     assert Tagger.load(output).name == "renamed"
     assert [path.name for path in tmp_path.iterdir()] == ["model"]
+
+
+def test_export_job_called_directly_writes_what_it_reports(tiny_model_dir, tmp_path):
+    lines = []
+    report = export(ExportJob(tiny_model_dir, tmp_path / "direct", quantization="none", name="direct-fp32"), log=lines.append)
+    assert report == json.loads((tmp_path / "direct" / "export_report.json").read_text(encoding="utf-8"))
+    assert report["runtime_config"]["name"] == "direct-fp32" and report["int8_vs_fp32"] is None
+    assert Tagger.load(tmp_path / "direct").name == "direct-fp32"
+    assert any(line.startswith("fp32 parity on") for line in lines)
+    with pytest.raises(ExportError, match="already exists"):
+        export(ExportJob(tiny_model_dir, tmp_path / "direct"), log=lines.append)
 
 
 def test_incomplete_trained_dir_is_named(tmp_path, capsys):

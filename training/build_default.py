@@ -405,7 +405,7 @@ def build_default(job: BuildJob) -> dict:
         json_text({"chosen": chosen.name, "comparison": comparison, "convention_pull": pull, "stage1_dev": stage1["dev"]}), encoding="utf-8"
     )
     log(f"== exporting {trained} to {job.output}")
-    report = export.export(trained, job.output, name=job.output.name, force=True, log=log)
+    report = export.export(export.ExportJob(trained, job.output, name=job.output.name, force=True), log=log)
     for line in export.summary_lines(report, job.output):
         log(line)
     add_probe_section(job.output)

@@ -340,26 +340,32 @@ def software_versions() -> dict[str, str]:
     }
 
 
-def export(
-    model_dir: Path,
-    output: Path,
-    quantization: str = "int8",
-    name: str | None = None,
-    max_length: int | None = None,
-    min_int8_f1: float | None = None,
-    force: bool = False,
-    calibration: Sequence[Path] = (),
-    log=print,
-) -> dict[str, Any]:
-    """Build the runtime directory for ``model_dir`` at ``output``; returns the export report.
-    int8 activation scales are calibrated on the texts of ``calibration`` files, or on the seeds.
+@dataclass(frozen=True)
+class ExportJob:
+    """An export of a trained directory to a runtime directory: what ``python -m training.export``
+    parses its command line into. ``export(job)`` runs it."""
 
-    Raises ExportError (and leaves ``output`` untouched) when the trained directory is incomplete,
-    ``output`` exists without ``force``, a calibration file is unusable, fp32 parity fails, or
+    model_dir: Path  # the trained (PyTorch) directory
+    output: Path  # the runtime directory to write
+    quantization: str = "int8"  # "int8" or "none" (fp32)
+    name: str | None = None  # the model name in ner_config.json (default: the output's name)
+    max_length: int | None = None  # sub-words per window (default: the model's)
+    min_int8_f1: float | None = None  # refuse an int8 graph whose entities agree less with fp32's
+    force: bool = False  # replace an existing output
+    calibration: tuple[Path, ...] = ()  # files whose texts calibrate int8 (default: the seeds)
+
+
+def export(job: ExportJob, log=print) -> dict[str, Any]:
+    """Build the runtime directory for ``job.model_dir`` at ``job.output``; returns the export report.
+    int8 activation scales are calibrated on the texts of ``job.calibration`` files, or on the seeds.
+
+    Raises ExportError (and leaves the output untouched) when the trained directory is incomplete,
+    the output exists without ``force``, a calibration file is unusable, fp32 parity fails, or
     int8 F1 is below ``min_int8_f1``.
     """
+    model_dir, output, quantization, max_length, calibration = job.model_dir, job.output, job.quantization, job.max_length, job.calibration
     started = time.perf_counter()
-    if output.exists() and not force:
+    if output.exists() and not job.force:
         raise ExportError(f"{output}: already exists (pass --force to replace it)")
     check_trained_dir(model_dir)
     texts = seed_texts()
@@ -367,7 +373,7 @@ def export(
     samples = calibration_texts(calibration) if calibration else texts
     model, tokenizer = load_model(model_dir)
     check_model_consistency(model, tokenizer, model_dir)
-    name = name or output.name
+    name = job.name or output.name
     output.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(dir=output.parent, prefix=f".{output.name}.export-"))
     try:
@@ -411,9 +417,9 @@ def export(
                 f"int8 vs fp32 entities on the seeds: F1 {agreement['f1']:.4f} "
                 f"(P {agreement['precision']:.4f}, R {agreement['recall']:.4f}, {agreement['reference_entities']} fp32 entities)"
             )
-            if min_int8_f1 is not None and agreement["f1"] < min_int8_f1:
+            if job.min_int8_f1 is not None and agreement["f1"] < job.min_int8_f1:
                 raise ExportError(
-                    f"int8 entity F1 vs fp32 is {agreement['f1']:.4f}, below --min-int8-f1 {min_int8_f1}; nothing written to {output}"
+                    f"int8 entity F1 vs fp32 is {agreement['f1']:.4f}, below --min-int8-f1 {job.min_int8_f1}; nothing written to {output}"
                 )
 
         final = int8_dir if quantization == "int8" else fp32_dir
@@ -476,13 +482,20 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     return parser
 
 
+def job_from_args(args: argparse.Namespace) -> ExportJob:
+    """The export the command line asks for."""
+    return ExportJob(
+        args.model, args.output, args.quantize, args.name, args.max_length, args.min_int8_f1, args.force, tuple(args.calibration)
+    )
+
+
 def main(argv: list[str] | None = None, prog: str = PROG) -> int:
     parser = build_parser(prog)
     args = parser.parse_args(argv)
     if args.max_length is not None and args.max_length < 3:
         parser.error(f"--max-length must leave room for [CLS], [SEP] and one sub-word, got {args.max_length}")
     try:
-        report = export(args.model, args.output, args.quantize, args.name, args.max_length, args.min_int8_f1, args.force, args.calibration)
+        report = export(job_from_args(args))
     except ExportError as exc:
         print(f"export failed: {exc}", file=sys.stderr)
         return 1
