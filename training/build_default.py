@@ -63,6 +63,7 @@ STAGE2_RECIPE = "training/recipes/default-stage2.toml"
 SOURCES_FILE = REPO_ROOT / "annotations" / "corpora" / "sources.toml"
 SEEDS = "annotations/seeds.jsonl"
 PROBE = "annotations/probe/short_texts.jsonl"  # scored as its own line; never trained on, never used to choose
+ARMS_RECORD = "docs/encoder-arms.json"  # the encoder arms measured at an equal short budget, and those still to run
 TITLE_WORDS_MAP = "annotations/label_maps/newsfane.toml"  # its [trim_leading_words] PERS list: our OCC titles
 
 COMPARISON_FILE = "comparison.json"
@@ -344,6 +345,8 @@ def default_card_facts(encoder: Path, chosen: Arm, stage1: dict, stage2: dict, p
         },
         "comparison": comparison,
         "comparison_file": COMPARISON_FILE,
+        "arms": read_json(REPO_ROOT / ARMS_RECORD) if (REPO_ROOT / ARMS_RECORD).is_file() else None,
+        "arms_file": ARMS_RECORD,
     }
 
 

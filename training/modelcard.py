@@ -624,14 +624,59 @@ def _corpus_sources_table(sources: dict, seeds: dict) -> str:
     return "\n".join(rows)
 
 
+def arms_section(arms: dict, record_path: str) -> str:
+    """The encoder arms measured at an equal short budget and those still to run, from the record at
+    ``record_path`` (``docs/encoder-arms.json``): each measured run's dev mean and probe F1 with its
+    settings, and each arm not run with its command and expected cost.
+
+    >>> record = {"budget": "3 epochs", "train_command": "train BASE", "probe_command": "evaluate NAME", "measured": [
+    ...     {"arm": "a", "base": "b1", "learning_rate": 5e-4, "short_crops": 0.5, "seed": 42, "dev_mean_f1": 0.625,
+    ...      "dev_per_source": {"x": 0.6}, "probe_f1": 0.58, "probe_precision": 0.69, "probe_recall": 0.5}],
+    ...     "not_run": [{"arm": "c", "what": "e5 + MLM", "command": "make c", "expected_cost": "a GPU job"}]}
+    >>> print(arms_section(record, "arms.json").splitlines()[6])
+    | (a) | `b1` | 0.0005 | 0.5 | 42 | 0.625 (x 0.600) | 0.580 (0.690 / 0.500) |
+    """
+    rows = []
+    for run in arms["measured"]:
+        per_source = ", ".join(f"{name} {f1:.3f}" for name, f1 in run["dev_per_source"].items())
+        epochs = f"; by epoch {', '.join(f'{f1:.3f}' for f1 in run['dev_mean_f1_per_epoch'])}" if "dev_mean_f1_per_epoch" in run else ""
+        rows.append(
+            f"| ({run['arm']}) | `{run['base']}` | {run['learning_rate']:g} | {run['short_crops']:g} | {run['seed']} | "
+            f"{run['dev_mean_f1']:.3f} ({per_source}{epochs}) | "
+            f"{run['probe_f1']:.3f} ({run['probe_precision']:.3f} / {run['probe_recall']:.3f}) |"
+        )
+    waiting = [
+        f"| ({arm['arm']}) | {table_cell(arm['what'])} | `{arm['command']}` | {table_cell(arm['expected_cost'])} |"
+        for arm in arms["not_run"]
+    ]
+    return "\n".join(
+        [
+            "## Encoder arms",
+            "",
+            f"Measured at an equal short budget: {arms['budget']}. Made by `{arms['train_command']}`, "
+            f"then `{arms['probe_command']}`; the record is `{record_path}`.",
+            "",
+            "| arm | base | lr | short crops | seed | dev mean F1 (per source) | probe F1 (P / R) |",
+            "|---|---|---:|---:|---:|---|---:|",
+            *rows,
+            "",
+            "Not run here (each command resumes where it stopped):",
+            "",
+            "| arm | what | command | expected cost |",
+            "|---|---|---|---|",
+            *waiting,
+        ]
+    )
+
+
 def default_model_card(facts: dict) -> str:
     """The default model's card, before its export and probe sections. ``facts`` (gathered by
     ``training.build_default``): ``encoder`` and the ``chosen`` arm (name, base, random_init); the
     base's ``pretraining`` record (pretrain_metrics.json) or None; the stages' ``recipes``, their
     metrics (``stage1``, ``stage2``, with the seeds cross-validation) and the ``convention_pull``;
     the ``sources`` (sources.toml) and the ``seeds`` (path and counts); the pre-training
-    ``comparison`` or None, and the ``comparison_file`` it is kept in. The stage-2 training card
-    follows it."""
+    ``comparison`` or None, and the ``comparison_file`` it is kept in; the encoder ``arms`` record
+    and its ``arms_file`` (or None). The stage-2 training card follows it."""
     chosen, stage1, stage2, comparison = facts["chosen"], facts["stage1"], facts["stage2"], facts["comparison"]
     dev = stage2["dev"]
     cv = stage2["cv"]
@@ -707,6 +752,8 @@ while training on everything else: **{seeds_cv_f1(stage2):.3f}** pooled
 Built by `make default-model` (`python -m training.build_default`); the stage-2 training card follows.
 
 {comparison_section}
+
+{arms_section(facts["arms"], facts["arms_file"]) if facts["arms"] else "No encoder arms recorded."}
 
 ## How the corpora's conventions and ours pull
 
