@@ -669,6 +669,22 @@ def arms_section(arms: dict, record_path: str) -> str:
     )
 
 
+def short_crops_note(metrics: dict) -> str:
+    """How many short crops a stage added per training sentence, as a clause of the card.
+
+    >>> short_crops_note({"hyperparameters": {"short_crops": 0.5}})
+    '; with 0.5 short crops per sentence (`training/crops.py`: lone entities and 2-8-word fragments cut at entity-safe points)'
+    >>> short_crops_note({"hyperparameters": {}})
+    ''
+    """
+    crops = metrics["hyperparameters"].get("short_crops", 0)
+    if not crops:
+        return ""
+    return (
+        f"; with {crops:g} short crops per sentence (`training/crops.py`: lone entities and 2-8-word fragments cut at entity-safe points)"
+    )
+
+
 def default_model_card(facts: dict) -> str:
     """The default model's card, before its export and probe sections. ``facts`` (gathered by
     ``training.build_default``): ``encoder`` and the ``chosen`` arm (name, base, random_init); the
@@ -741,9 +757,9 @@ while training on everything else: **{seeds_cv_f1(stage2):.3f}** pooled
 
 1. Starting point: {encoder_line}
 2. Stage 1 (`{facts["recipes"]["stage1"]}`): the five corpora, coverage-aware loss, best epoch on the dev sets
-   (mean per-source F1 {stage1["dev"]["f1"]:.3f}).
+   (mean per-source F1 {stage1["dev"]["f1"]:.3f}){short_crops_note(stage1)}.
 3. Stage 2 (`{facts["recipes"]["stage2"]}`): the seed articles (weight 6) and Wojood (2), our conventions, with a replay
-   of the corpora (0.05-0.15): mean per-source dev F1 {dev["f1"]:.3f}.
+   of the corpora (0.05-0.15): mean per-source dev F1 {dev["f1"]:.3f}{short_crops_note(stage2)}.
 
 4. Decoding (`serving/decoding.py`): each sentence's tags are the most probable IOB2 sequence under the
    model's tag-transition prior, counted from the tags stage 2 trained on (`tag_transitions` in
