@@ -13,7 +13,7 @@ from serving.annotation import read_documents
 from serving.spans import split_tag, tag_ranges
 from tests.fixtures_training import SEEDS
 from training import crops
-from training.crops import MAX_CROP_WORDS, crop, crops_for_document, mention_bank
+from training.crops import MAX_CROP_WORDS, crop, crops_for_document
 from training.data import Segment, document_segments
 
 
@@ -54,31 +54,6 @@ def test_the_same_document_gives_the_same_crops_and_lone_entities_appear():
     assert crops_for_document(segments, 0, 42) == []
 
 
-def test_mention_swaps_change_only_the_crops_entities_and_draw_from_their_own_source_and_label():
-    documents = read_documents(SEEDS)
-    bank = mention_bank([("seeds", d) for d in documents[1:]])
-    assert {label for _, label in bank} >= {"PERS", "GPE", "ORG"} and all(source == "seeds" for source, _ in bank)
-    segments = document_segments(documents[0], "seeds")
-    plain = crops_for_document(segments, 1.0, 42)
-    swapped = crops_for_document(segments, 1.0, 42, bank, 1.0)
-    assert len(swapped) == len(plain)
-    changed = 0
-    for before, after in zip(plain, swapped, strict=True):
-        assert [label for _, _, label in tag_ranges(before.tags)] == [label for _, _, label in tag_ranges(after.tags)]
-        assert [w for w, t in zip(before.words, before.tags, strict=True) if t == "O"] == [
-            w for w, t in zip(after.words, after.tags, strict=True) if t == "O"
-        ]
-        for first, end, label in tag_ranges(after.tags):
-            mention = tuple(after.words[first:end])
-            assert mention in bank[("seeds", label)] or mention in {tuple(before.words[a:b]) for a, b, _ in tag_ranges(before.tags)}
-        text = " ".join(after.words)
-        assert all(text[t.start : t.end] == t.text for t in after.tokens)
-        changed += after.words != before.words
-    assert changed >= len(plain) // 3
-    assert crops_for_document(segments, 1.0, 42, bank, 0.0) == plain
-    assert [c.words for c in crops_for_document(segments, 1.0, 42, bank, 1.0)] == [c.words for c in swapped]  # seeded
-
-
 def test_a_crop_that_would_cut_an_entity_is_an_error():
     segment = Segment("d", (), ("O", "B-PERS", "I-PERS", "O"))
     with pytest.raises(ValueError, match="start inside an entity"):
@@ -99,10 +74,3 @@ def test_training_with_short_crops_adds_their_windows(tmp_path):
     sentences = sum(len(document_segments(d)) for d in read_documents(SEEDS))
     assert windows[1] - windows[0] >= 0.8 * sentences
     assert json.loads((cropped / "metrics.json").read_text(encoding="utf-8"))["hyperparameters"]["short_crops"] == 1.0
-    swapped = tmp_path / "swapped"
-    assert (
-        train.main(["--data", str(SEEDS), "--output", str(swapped), *TINY, "--epochs", "1", "--short-crops", "1", "--mention-swaps", "1"])
-        == 0
-    )
-    hyperparameters = json.loads((swapped / "metrics.json").read_text(encoding="utf-8"))["hyperparameters"]
-    assert (hyperparameters["short_crops"], hyperparameters["mention_swaps"]) == (1.0, 1.0)

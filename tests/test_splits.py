@@ -189,7 +189,6 @@ def test_moving_a_document_to_dev_holds_back_training_text_it_shares():
         ({"batch_size": 1.5}, r"\[training\] batch_size: expected an integer, got 1.5"),
         ({"loss": "focal"}, r"\[training\] loss: expected one of partial, cross-entropy, got 'focal'"),
         ({"short_crops": -1}, r"\[training\] short_crops: expected at least 0, got -1"),
-        ({"mention_swaps": 1.5}, r"\[training\] mention_swaps: expected at most 1, got 1.5"),
         ({"seed": True}, r"\[training\] seed: expected an integer, got True"),
     ],
 )

@@ -118,18 +118,6 @@ def stage_fingerprint(job: train.TrainJob) -> dict:
     return fingerprint | {"base_weights": file_sha256(weights) if weights.is_file() else base}
 
 
-def comparable(fingerprint: dict) -> dict:
-    """A fingerprint without the settings at their default values: a setting added to TrainSettings
-    later (at a default that changes nothing) leaves the stages recorded before it valid.
-
-    >>> comparable({"argv": [], "settings": {"epochs": 8.0, "short_crops": 0.0}})
-    {'argv': [], 'settings': {'epochs': 8.0}}
-    """
-    defaults = asdict(train.TrainSettings())
-    settings = {key: value for key, value in fingerprint.get("settings", {}).items() if key not in defaults or value != defaults[key]}
-    return fingerprint | {"settings": settings}
-
-
 def stage_job(recipe: str, base: str, output: Path, stage: str, random_init: bool = False, cv: bool = False) -> train.TrainJob:
     """A stage's training run: the recipe's own ``[training]`` table, changed where the base's family
     needs it (``SCHEDULE_OVERRIDES``); with ``cv``, the seeds cross-validation first."""
@@ -152,7 +140,7 @@ def train_stage(job: train.TrainJob, retrain: bool = False) -> dict:
     training code itself."""
     fingerprint = stage_fingerprint(job)
     record = job.output / STAGE_RECORD
-    if not retrain and record.is_file() and comparable(read_json(record)["fingerprint"]) == comparable(fingerprint):
+    if not retrain and record.is_file() and read_json(record)["fingerprint"] == fingerprint:
         log(f"== reusing {job.output} (trained by an earlier run with the same command, data and base)")
         return read_json(job.output / "metrics.json") | {"wall_clock_s": read_json(record)["wall_clock_s"]}
     log(f"== {job.command}")

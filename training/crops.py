@@ -6,11 +6,6 @@ whole headline). ``short_crops`` cuts extra training segments out of each senten
 or a run of 2 to ``MAX_CROP_WORDS`` words, always at entity-safe points (a crop never starts or ends
 inside an entity, so every entity in it is whole and keeps its tags), without the sentence's edge
 punctuation, as headlines come. The crops train beside the full sentences; dev sets are not cropped.
-
-``mention_swaps`` then replaces a share of the crops' entities by another mention of the same label from
-the same source's training documents (mention replacement, Dai and Adel 2020): in a three-word text the
-context is thin, and a name the model has never seen («ماكرون») must be read from the words around it,
-not recalled. The full sentences keep their own mentions.
 """
 
 from __future__ import annotations
@@ -19,9 +14,7 @@ import random
 import unicodedata
 from collections.abc import Sequence
 
-from serving.annotation import Document
 from serving.spans import split_tag, tag_ranges
-from serving.text import Token, segment_words
 
 from .data import Segment
 
@@ -97,72 +90,10 @@ def crop_ranges(segment: Segment, count: int, rng: random.Random) -> list[tuple[
     return sorted(chosen)
 
 
-MentionBank = dict[tuple[str | None, str], list[tuple[str, ...]]]  # (source, label) -> distinct mentions' words
-
-
-def mention_bank(documents: Sequence[tuple[str | None, Document]]) -> MentionBank:
-    """The distinct mentions of each label in each source's documents, as words, in a fixed order.
-
-    >>> from serving.spans import Span
-    >>> d = Document("a", "زار ماكرون باريس", [Span(4, 10, "PERS", "ماكرون"), Span(11, 16, "GPE", "باريس")])
-    >>> mention_bank([("news", d), ("news", d)])
-    {('news', 'GPE'): [('باريس',)], ('news', 'PERS'): [('ماكرون',)]}
-    """
-    bank: dict[tuple[str | None, str], set[tuple[str, ...]]] = {}
-    for source, document in documents:
-        for span in document.spans:
-            words = tuple(token.text for token in segment_words(document.text[span.start : span.end]))
-            bank.setdefault((source, span.label), set()).add(words)
-    return {key: sorted(mentions) for key, mentions in sorted(bank.items(), key=lambda item: (str(item[0][0]), item[0][1]))}
-
-
-def swap_mentions(segment: Segment, bank: MentionBank, share: float, rng: random.Random) -> Segment:
-    """``segment`` with each entity, with probability ``share``, replaced by a mention of the same
-    label drawn from ``bank`` (its source's); the words get offsets into their own text, joined by
-    spaces. Labels the bank has no other mention of stay as they are.
-
-    >>> from serving.text import segment_words
-    >>> s = Segment("d#crop0", tuple(segment_words("زار بوتين موسكو")), ("O", "B-PERS", "B-GPE"), source="news")
-    >>> bank = {("news", "PERS"): [("إيمانويل", "ماكرون")], ("news", "GPE"): [("موسكو",)]}
-    >>> swapped = swap_mentions(s, bank, 1.0, random.Random(0))
-    >>> swapped.words, swapped.tags
-    (['زار', 'إيمانويل', 'ماكرون', 'موسكو'], ('O', 'B-PERS', 'I-PERS', 'B-GPE'))
-    >>> [(t.start, t.end) for t in swapped.tokens]
-    [(0, 3), (4, 12), (13, 19), (20, 25)]
-    """
-    words, tags = segment.words, segment.tags
-    entities = {first: (end, label) for first, end, label in tag_ranges(tags)}
-    new_words: list[str] = []
-    new_tags: list[str] = []
-    i = 0
-    while i < len(tags):
-        if i in entities:
-            end, label = entities[i]
-            mentions = bank.get((segment.source, label), [])
-            mention = tuple(words[i:end])
-            if mentions and rng.random() < share:
-                mention = rng.choice(mentions)
-            new_words += mention
-            new_tags += [f"B-{label}"] + [f"I-{label}"] * (len(mention) - 1)
-            i = end
-        else:
-            new_words.append(words[i])
-            new_tags.append(tags[i])
-            i += 1
-    tokens, offset = [], 0
-    for word in new_words:
-        tokens.append(Token(word, offset, offset + len(word)))
-        offset += len(word) + 1
-    return Segment(segment.document_id, tuple(tokens), tuple(new_tags), segment.annotated, segment.source)
-
-
-def crops_for_document(
-    segments: Sequence[Segment], per_sentence: float, seed: int, bank: MentionBank | None = None, swap_share: float = 0.0
-) -> list[Segment]:
+def crops_for_document(segments: Sequence[Segment], per_sentence: float, seed: int) -> list[Segment]:
     """``per_sentence`` crops for each sentence of a document on average (0.5: one crop for every other
     sentence, 2: two for each), drawn from a generator seeded by ``seed`` and the document's id, so
-    the same document always gives the same crops; with a ``bank`` and a ``swap_share``, each crop's
-    entities are swapped for other mentions of their label at that rate (``swap_mentions``).
+    the same document always gives the same crops.
 
     >>> from serving.text import segment_words
     >>> s = Segment("d", tuple(segment_words("زار بوتين موسكو أمس")), ("O", "B-PERS", "B-GPE", "B-DATE"))
@@ -177,8 +108,4 @@ def crops_for_document(
         count = int(per_sentence) + (1 if rng.random() < per_sentence - int(per_sentence) else 0)
         numbered = len(crops)
         crops.extend(crop(segment, first, end, numbered + n) for n, (first, end) in enumerate(crop_ranges(segment, count, rng)))
-    if bank and swap_share > 0:
-        # A generator of their own: the crops drawn above do not depend on whether mentions are swapped.
-        swap_rng = random.Random(f"{seed}:swap:{segments[0].document_id}")
-        crops = [swap_mentions(c, bank, swap_share, swap_rng) for c in crops]
     return crops

@@ -164,9 +164,7 @@ def load_recipe(path: str | Path) -> Recipe:
     return parse_recipe(read_recipe_file(path), str(path))
 
 
-def check_setting(
-    where: str, value, kind: type, choices: Sequence | None = None, minimum: float | None = None, maximum: float | None = None
-) -> None:
+def check_setting(where: str, value, kind: type, choices: Sequence | None = None, minimum: float | None = None) -> None:
     """A value of a recipe's ``[training]`` or ``[pretraining]`` table against what its setting
     takes (``kind`` float also takes an integer); raises RecipeError naming ``where``.
 
@@ -182,8 +180,6 @@ def check_setting(
         raise RecipeError(f"{where}: expected one of {', '.join(choices)}, got {value!r}")
     if minimum is not None and value < minimum:
         raise RecipeError(f"{where}: expected at least {minimum}, got {value!r}")
-    if maximum is not None and value > maximum:
-        raise RecipeError(f"{where}: expected at most {maximum}, got {value!r}")
 
 
 def recipe_from_files(paths: Sequence[str], dev_fraction: float = 0.0, seed: int = DEFAULT_SPLIT_SEED) -> Recipe:

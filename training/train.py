@@ -55,7 +55,7 @@ from serving.text import segment_words
 from serving.word_reader import WordDecoder, make_decoder, read_words
 
 from .base_model import DEFAULT_BASE_MODEL, BaseModelError, load_pretrained, randomly_initialised
-from .crops import crops_for_document, mention_bank
+from .crops import crops_for_document
 from .cv import cross_validate
 from .data import Segment, default_overlap, document_segments, encode_examples, usable_max_length
 from .dev_splits import SourceSplit, move_to_dev, split_record
@@ -102,7 +102,6 @@ class TrainSettings:
     loss: str = "partial"
     precision: str = "auto"
     short_crops: float = 0.0  # extra short segments per training sentence (training/crops.py)
-    mention_swaps: float = 0.0  # share of the crops' entities swapped for another mention of the label (training/crops.py)
 
 
 # A small random-weight model needs many more passes, and a larger step, to learn from a few articles;
@@ -317,12 +316,11 @@ def train_model(data: TrainingData, source: ModelSource, settings: TrainSettings
     examples_per_source: dict[str, list[dict]] = {}
     encoded: dict[int, tuple[list[Segment], list[dict]]] = {}  # a document repeated by its weight is encoded once
     transitions: Counter = Counter()
-    bank = mention_bank(data.trained_on()) if settings.mention_swaps > 0 else None
     for name, documents in weighted_documents(data.train, data.weights, settings.seed).items():
         for document in documents:
             if id(document) not in encoded:
                 segments = document_segments(document, name)
-                segments += crops_for_document(segments, settings.short_crops, settings.seed, bank, settings.mention_swaps)
+                segments += crops_for_document(segments, settings.short_crops, settings.seed)
                 encoded[id(document)] = segments, encode_examples(segments, tokenizer, max_length, overlap, loss=settings.loss)
             segments, examples = encoded[id(document)]
             examples_per_source.setdefault(name, []).extend(examples)
@@ -484,13 +482,6 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
         metavar="N",
         help=f"also train on N short crops per sentence on average: lone entities, 2-8-word fragments cut at entity-safe points (default {defaults.short_crops:g})",
     )
-    hyper.add_argument(
-        "--mention-swaps",
-        type=float,
-        metavar="SHARE",
-        help="swap this share of the short crops' entities for other mentions of their label from the same source's "
-        f"training documents (default {defaults.mention_swaps:g})",
-    )
     evaluation = parser.add_argument_group("evaluation")
     evaluation.add_argument(
         "--dev-ids", help="comma-separated document ids held out as dev set: F1 every epoch, early stopping, best epoch kept"
@@ -529,9 +520,7 @@ SETTING_MINIMUM = {
     "max_length": 8,
     "early_stopping_patience": 1,
     "short_crops": 0,
-    "mention_swaps": 0,
 }
-SETTING_MAXIMUM = {"mention_swaps": 1}
 
 
 def recipe_settings(recipe: Recipe) -> dict:
@@ -542,7 +531,7 @@ def recipe_settings(recipe: Recipe) -> dict:
     {'epochs': 8.0, 'learning_rate': 0.0005}
     >>> recipe_settings(Recipe((), path="r.toml", training={"epoch": 8}))
     Traceback (most recent call last):
-    training.sources.RecipeError: r.toml: [training] epoch: unknown setting (known: epochs, learning_rate, batch_size, warmup_ratio, weight_decay, seed, gradient_accumulation_steps, max_length, early_stopping_patience, loss, precision, short_crops, mention_swaps)
+    training.sources.RecipeError: r.toml: [training] epoch: unknown setting (known: epochs, learning_rate, batch_size, warmup_ratio, weight_decay, seed, gradient_accumulation_steps, max_length, early_stopping_patience, loss, precision, short_crops)
     """
     kinds = {name: type(value) for name, value in asdict(TrainSettings()).items()}
     kinds["max_length"] = int  # None in the defaults: the model's own limit
@@ -551,7 +540,7 @@ def recipe_settings(recipe: Recipe) -> dict:
         where = f"{recipe.path}: [training] {key}"
         if key not in kinds:
             raise RecipeError(f"{where}: unknown setting (known: {', '.join(kinds)})")
-        check_setting(where, value, kinds[key], SETTING_CHOICES.get(key), SETTING_MINIMUM.get(key), SETTING_MAXIMUM.get(key))
+        check_setting(where, value, kinds[key], SETTING_CHOICES.get(key), SETTING_MINIMUM.get(key))
         resolved[key] = kinds[key](value)
     return resolved
 
@@ -585,8 +574,6 @@ def _check_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) 
         parser.error("a recipe names each source's dev fraction and its split seed; --dev-fraction and --split-seed go with --data")
     if args.short_crops is not None and args.short_crops < 0:
         parser.error(f"--short-crops must be 0 or more, got {args.short_crops}")
-    if args.mention_swaps is not None and not 0 <= args.mention_swaps <= 1:
-        parser.error(f"--mention-swaps is a share between 0 and 1, got {args.mention_swaps}")
     if args.dev_fraction is not None and not 0 <= args.dev_fraction <= 0.9:
         parser.error(f"--dev-fraction must be between 0 and 0.9, got {args.dev_fraction}")
     output = Path(args.output)
