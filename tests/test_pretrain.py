@@ -183,46 +183,23 @@ def test_pretrains_resumes_after_an_interruption_and_fine_tunes(tmp_path, text_f
     from training.train import main as train_main
 
     ner = tmp_path / "ner"
-    assert (
-        train_main(
-            [
-                "--data",
-                str(SEEDS),
-                "--output",
-                str(ner),
-                "--base-model",
-                str(output),
-                "--epochs",
-                "1",
-                "--learning-rate",
-                "1e-3",
-                "--no-progress",
-            ]
-        )
-        == 0
-    )
+    one_epoch_on_the_seeds = [
+        "--data",
+        str(SEEDS),
+        "--base-model",
+        str(output),
+        "--epochs",
+        "1",
+        "--learning-rate",
+        "1e-3",
+        "--no-progress",
+    ]
+    assert train_main([*one_epoch_on_the_seeds, "--output", str(ner)]) == 0
     assert json.loads((ner / "metrics.json").read_text(encoding="utf-8"))["hyperparameters"]["max_length"] == 32
     # Its new classification head follows --seed, not the state of torch's global generator.
     torch.manual_seed(12345)
     again = tmp_path / "ner-again"
-    assert (
-        train_main(
-            [
-                "--data",
-                str(SEEDS),
-                "--output",
-                str(again),
-                "--base-model",
-                str(output),
-                "--epochs",
-                "1",
-                "--learning-rate",
-                "1e-3",
-                "--no-progress",
-            ]
-        )
-        == 0
-    )
+    assert train_main([*one_epoch_on_the_seeds, "--output", str(again)]) == 0
     first, second = load_file(ner / "model.safetensors"), load_file(again / "model.safetensors")
     assert first.keys() == second.keys() and all(torch.equal(first[name], second[name]) for name in first)
 

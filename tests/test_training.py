@@ -40,6 +40,11 @@ def run_cli(module: str, *args: str, env: dict | None = None, timeout: float = 3
     )
 
 
+def train_on_seeds(output: Path, *options: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    """``python -m training.train --data SEEDS --output OUTPUT OPTIONS...`` in a subprocess."""
+    return run_cli("training.train", "--data", str(SEEDS), "--output", str(output), *options, env=env)
+
+
 def read_json(path: Path) -> dict:
     return json.loads(path.read_text(encoding="utf-8"))
 
@@ -107,12 +112,8 @@ def test_finetunes_a_local_base_model_directory_with_dev_early_stopping(tmp_path
     output = tmp_path / "finetuned"
     dev_id = documents[-1].id
     # Short windows so that long sentences are windowed in training and in prediction.
-    result = run_cli(
-        "training.train",
-        "--data",
-        str(SEEDS),
-        "--output",
-        str(output),
+    result = train_on_seeds(
+        output,
         "--base-model",
         str(base),
         "--epochs",
@@ -142,12 +143,8 @@ def test_finetunes_a_local_base_model_directory_with_dev_early_stopping(tmp_path
 def test_unreachable_hub_fails_fast_with_one_message(tmp_path):
     output = tmp_path / "model"
     started = time.monotonic()
-    result = run_cli(
-        "training.train",
-        "--data",
-        str(SEEDS),
-        "--output",
-        str(output),
+    result = train_on_seeds(
+        output,
         "--base-model",
         train.DEFAULT_BASE_MODEL,
         env={"HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "empty-cache")},
@@ -229,7 +226,7 @@ def test_torchrun_two_processes_on_cpu(tmp_path):
 
 def test_cross_validation_on_two_folds(tmp_path):
     output = tmp_path / "cv"
-    result = run_cli("training.train", "--data", str(SEEDS), "--output", str(output), "--cv", "--cv-folds", "2", "--epochs", "4", *TINY)
+    result = train_on_seeds(output, "--cv", "--cv-folds", "2", "--epochs", "4", *TINY)
     assert result.returncode == 0, result.stderr[-3000:]
     report = read_json(output / "cv.json")
     first_two = [d.id for d in read_documents(SEEDS)[:2]]
