@@ -208,9 +208,9 @@ def test_the_recipe_sets_the_training_settings_and_the_command_line_overrides_th
         return build_parser().parse_args(["--recipe", "r.toml", "--output", "o", *options])
 
     _, settings = settings_from_args(parse(), recipe)
-    assert (settings.epochs, settings.learning_rate, settings.batch_size, settings.short_crops) == (8.0, 5e-4, 32, 0.5)
+    assert (settings.epochs, settings.learning_rate, settings.batch_size, settings.seed) == (8.0, 5e-4, 32, 42)
     assert settings.weight_decay == TrainSettings().weight_decay  # not in the table: the default
-    _, overridden = settings_from_args(parse("--learning-rate", "1e-4", "--short-crops", "0"), recipe)
-    assert (overridden.learning_rate, overridden.short_crops, overridden.epochs) == (1e-4, 0.0, 8.0)
+    _, overridden = settings_from_args(parse("--learning-rate", "1e-4", "--short-crops", "0.5"), recipe)
+    assert (overridden.learning_rate, overridden.short_crops, overridden.epochs) == (1e-4, 0.5, 8.0)
     _, from_files = settings_from_args(parse(), parse_recipe({"sources": [{"name": "a", "path": "x"}]}, "plain.toml"))
     assert from_files == TrainSettings()

@@ -649,6 +649,19 @@ def arms_section(arms: dict, record_path: str) -> str:
         f"| ({arm['arm']}) | {table_cell(arm['what'])} | `{arm['command']}` | {table_cell(arm['expected_cost'])} |"
         for arm in arms["not_run"]
     ]
+    builds = [
+        f"| ({build['arm']}) | {table_cell(build['what'])} | `{build['command']}` | {build['dev_mean_f1']:.3f} | "
+        f"{build['seeds_cv_f1']:.3f} | {build['probe_f1']:.3f} |"
+        for build in arms.get("full_builds", [])
+    ]
+    full_builds = [
+        "",
+        "Full two-stage builds:",
+        "",
+        "| arm | what | command | dev mean F1 | seeds CV F1 | probe F1 |",
+        "|---|---|---|---:|---:|---:|",
+        *builds,
+    ]
     return "\n".join(
         [
             "## Encoder arms",
@@ -659,6 +672,7 @@ def arms_section(arms: dict, record_path: str) -> str:
             "| arm | base | lr | short crops | seed | dev mean F1 (per source) | probe F1 (P / R) |",
             "|---|---|---:|---:|---:|---|---:|",
             *rows,
+            *(full_builds if builds else []),
             "",
             "Not run here (each command resumes where it stopped):",
             "",
