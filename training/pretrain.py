@@ -67,7 +67,7 @@ from .hardware import PRECISIONS, device_name, trainer_device_arguments
 from .model_dir import last_complete_checkpoint, publish, staging_dir_for
 from .modelcard import file_sha256, git_commit, json_text, pretraining_card, snapshot_card
 from .scratch import ScratchSizes, add_size_arguments, check_size_arguments, sizes_from_arguments
-from .sources import RecipeError, check_setting, read_recipe_file
+from .sources import RecipeError, checked_settings, read_recipe_file
 
 TEXT_SUFFIXES = (".txt", ".txt.xz", ".jsonl")
 NEAR_DUPLICATE_JACCARD = 0.8
@@ -938,17 +938,7 @@ def recipe_settings(path: str | Path) -> dict:
     table = read_recipe_file(path).get("pretraining")
     if not isinstance(table, dict):
         raise RecipeError(f"{path}: expected a [pretraining] table")
-    settings = {}
-    for key, value in table.items():
-        where = f"{path}: [pretraining] {key}"
-        kind = SETTING_KINDS.get(key)
-        if kind is None:
-            raise RecipeError(f"{where}: unknown setting (known: {', '.join(sorted(SETTING_KINDS))})")
-        items = value if key in LIST_SETTINGS and isinstance(value, list) else [value]
-        for item in items:
-            check_setting(where, item, kind, SETTING_CHOICES.get(key))
-        settings[key] = tuple(map(kind, items)) if key in LIST_SETTINGS else kind(value)
-    return settings
+    return checked_settings(table, f"{path}: [pretraining]", dict(sorted(SETTING_KINDS.items())), SETTING_CHOICES, lists=LIST_SETTINGS)
 
 
 def resolve_settings(recipe: str | Path | None = None) -> PretrainSettings:

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import random
 import tomllib
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -180,6 +180,36 @@ def check_setting(where: str, value, kind: type, choices: Sequence | None = None
         raise RecipeError(f"{where}: expected one of {', '.join(choices)}, got {value!r}")
     if minimum is not None and value < minimum:
         raise RecipeError(f"{where}: expected at least {minimum}, got {value!r}")
+
+
+def checked_settings(
+    table: dict,
+    where: str,
+    kinds: dict[str, type],
+    choices: dict[str, Sequence] | None = None,
+    minimum: dict[str, float] | None = None,
+    lists: Collection[str] = (),
+) -> dict:
+    """A recipe's settings table (``[training]``, ``[pretraining]``) with each value checked against
+    its setting's kind (``check_setting``) and converted to it; a setting in ``lists`` takes a list
+    (a lone value becomes a one-item tuple). Errors name ``where`` (the file and table) and the key.
+
+    >>> checked_settings({"epochs": 8, "steps": [1, 2]}, "r.toml: [t]", {"epochs": float, "steps": int}, lists={"steps"})
+    {'epochs': 8.0, 'steps': (1, 2)}
+    >>> checked_settings({"epoch": 8}, "r.toml: [t]", {"epochs": float})
+    Traceback (most recent call last):
+    training.sources.RecipeError: r.toml: [t] epoch: unknown setting (known: epochs)
+    """
+    resolved = {}
+    for key, value in table.items():
+        at = f"{where} {key}"
+        if key not in kinds:
+            raise RecipeError(f"{at}: unknown setting (known: {', '.join(kinds)})")
+        items = value if key in lists and isinstance(value, list) else [value]
+        for item in items:
+            check_setting(at, item, kinds[key], (choices or {}).get(key), (minimum or {}).get(key))
+        resolved[key] = tuple(map(kinds[key], items)) if key in lists else kinds[key](value)
+    return resolved
 
 
 def recipe_from_files(paths: Sequence[str], dev_fraction: float = 0.0, seed: int = DEFAULT_SPLIT_SEED) -> Recipe:

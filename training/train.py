@@ -66,7 +66,7 @@ from .modelcard import file_sha256, git_commit, json_text, label_counts, trainin
 from .predict import WordPredictor
 from .scoring import entity_scores, mean_source_f1, per_source_reports, scored_by_source, scorings_by_source
 from .scratch import ScratchSizes, add_size_arguments, build_scratch_model, check_size_arguments, sizes_from_arguments
-from .sources import Recipe, RecipeError, check_setting, load_recipe, recipe_from_files, weighted_copies
+from .sources import Recipe, RecipeError, checked_settings, load_recipe, recipe_from_files, weighted_copies
 
 PROG = "python -m training.train"  # the name in its usage line (arabic-ner passes its own)
 
@@ -535,14 +535,7 @@ def recipe_settings(recipe: Recipe) -> dict:
     """
     kinds = {name: type(value) for name, value in asdict(TrainSettings()).items()}
     kinds["max_length"] = int  # None in the defaults: the model's own limit
-    resolved = {}
-    for key, value in recipe.training.items():
-        where = f"{recipe.path}: [training] {key}"
-        if key not in kinds:
-            raise RecipeError(f"{where}: unknown setting (known: {', '.join(kinds)})")
-        check_setting(where, value, kinds[key], SETTING_CHOICES.get(key), SETTING_MINIMUM.get(key))
-        resolved[key] = kinds[key](value)
-    return resolved
+    return checked_settings(recipe.training, f"{recipe.path}: [training]", kinds, SETTING_CHOICES, SETTING_MINIMUM)
 
 
 def resolve_settings(recipe: Recipe, from_scratch: bool) -> TrainSettings:
