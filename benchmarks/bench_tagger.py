@@ -312,7 +312,7 @@ def ratio_lines(results: dict[str, dict[str, Any]]) -> list[str]:
         ("(c)/(a) throughput", "c", "a", "words_per_s", (">=", 3.0)),
         ("(c)/(d) throughput", "c", "d", "words_per_s", (">=", 0.85)),
         ("(c)/(a) peak RSS", "c", "a", "peak_rss_mb", ("<=", 0.5)),
-        ("(e)/(c) throughput", "e", "c", "words_per_s", (">=", 3.0)),
+        ("(e)/(c) throughput", "e", "c", "words_per_s", (">=", 2.0)),  # the default model against a BERT-base-sized one
     ]
     lines = []
     for label, top, bottom, field, target in checks:
