@@ -107,6 +107,27 @@ def test_int8_calibrates_on_the_given_texts(tiny_model_dir, tmp_path):
     assert report["int8_vs_fp32"]["f1"] >= 0.95
 
 
+def test_keep_fp32_leaves_the_matching_nodes_unquantised(tiny_model_dir, tmp_path, capsys):
+    import onnx
+
+    output = tmp_path / "mixed"
+    assert main(["--model", str(tiny_model_dir), "--output", str(output), "--keep-fp32", r"layer\.0/output/dense"]) == 0
+    graph = onnx.load(str(output / "model.onnx")).graph
+    float_matmuls = [node.name for node in graph.node if node.op_type == "MatMul"]
+    # The feed-forward output of layer 0 stays a float MatMul beside the classifier; the other layers' are quantised.
+    assert any("layer.0/output/dense" in name for name in float_matmuls)
+    assert not any("layer.1/output/dense" in name for name in float_matmuls)
+    report = report_of(output)
+    assert report["int8_calibration"]["kept_fp32"] == [r"layer\.0/output/dense"] and report["int8_vs_fp32"]["f1"] >= 0.99
+    assert "| left in fp32 | the classifier and the nodes matching `layer\\.0/output/dense`" in (output / "README.md").read_text(
+        encoding="utf-8"
+    )
+
+    assert main(["--model", str(tiny_model_dir), "--output", str(tmp_path / "none"), "--keep-fp32", "no-such-node"]) == 1
+    assert "--keep-fp32 'no-such-node' matches no node of the graph" in capsys.readouterr().err
+    assert not (tmp_path / "none").exists()
+
+
 @pytest.mark.parametrize(
     ("name", "content", "message"),
     [

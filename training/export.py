@@ -353,6 +353,7 @@ class ExportJob:
     min_int8_f1: float | None = None  # refuse an int8 graph whose entities agree less with fp32's
     force: bool = False  # replace an existing output
     calibration: tuple[Path, ...] = ()  # files whose texts calibrate int8 (default: the seeds)
+    keep_fp32: tuple[str, ...] = ()  # regular expressions over node names: nodes left fp32 in the int8 graph
 
 
 def export(job: ExportJob, log=print) -> dict[str, Any]:
@@ -404,10 +405,16 @@ def export(job: ExportJob, log=print) -> dict[str, Any]:
             windows = windows[:: max(1, -(-len(windows) // MAX_CALIBRATION_WINDOWS))]
             batches = ((batch.input_ids, batch.attention_mask) for batch in fp32_tagger.batches(windows))
             try:
-                tensors = quantize_int8(fp32_dir / MODEL_FILE, work / "int8.onnx", batches, default_thread_count())
+                tensors = quantize_int8(fp32_dir / MODEL_FILE, work / "int8.onnx", batches, default_thread_count(), job.keep_fp32)
             except ValueError as exc:  # no calibration windows, or a graph the rewrite does not know
                 raise ExportError(f"int8 quantisation of {model_dir} (calibrated on {calibration_source}) failed: {exc}") from None
-            calibrated = {"source": calibration_source, "texts": len(samples), "windows": len(windows), "activation_tensors": tensors}
+            calibrated = {
+                "source": calibration_source,
+                "texts": len(samples),
+                "windows": len(windows),
+                "activation_tensors": tensors,
+                "kept_fp32": list(job.keep_fp32),
+            }
             log(f"int8: {tensors} activation scales calibrated on {len(windows)} windows of {calibration_source}")
             write_runtime_dir(
                 int8_dir, work / "int8.onnx", model_dir / TOKENIZER_FILE, build_runtime_config(model, tokenizer, name, "int8", max_length)
@@ -479,13 +486,28 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     parser.add_argument("--max-length", type=int, help="lower the window length below the model's position limit")
     parser.add_argument("--min-int8-f1", type=float, help="fail when int8-vs-fp32 entity F1 on the seeds is below this (0-1)")
     parser.add_argument("--force", action="store_true", help="replace --output if it exists")
+    parser.add_argument(
+        "--keep-fp32",
+        nargs="+",
+        default=[],
+        metavar="REGEX",
+        help="leave the int8 graph's nodes whose names match fp32, e.g. 'layer\\.[0-9]+/output/dense' (the feed-forward outputs)",
+    )
     return parser
 
 
 def job_from_args(args: argparse.Namespace) -> ExportJob:
     """The export the command line asks for."""
     return ExportJob(
-        args.model, args.output, args.quantize, args.name, args.max_length, args.min_int8_f1, args.force, tuple(args.calibration)
+        args.model,
+        args.output,
+        args.quantize,
+        args.name,
+        args.max_length,
+        args.min_int8_f1,
+        args.force,
+        tuple(args.calibration),
+        tuple(args.keep_fp32),
     )
 
 

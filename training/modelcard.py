@@ -405,6 +405,9 @@ def runtime_card(source_card: str | None, report: dict[str, Any], graph_file: st
             f"| int8 activation scales | fixed at export (a text gets the same answer alone or in any batch), calibrated on "
             f"{calibrated['windows']} windows of {calibrated['source']} |"
         )
+        if calibrated.get("kept_fp32"):
+            patterns = ", ".join(f"`{pattern}`" for pattern in calibrated["kept_fp32"])
+            lines.append(f"| left in fp32 | the classifier and the nodes matching {patterns} (`--keep-fp32`) |")
     if report.get("int8_vs_fp32"):
         agreement = report["int8_vs_fp32"]
         lines.append(

@@ -18,7 +18,8 @@ measured). With the rewrite the shipped 6-layer model runs at the dynamic graph'
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,16 +64,34 @@ def classifier_matmul(graph) -> str | None:
     return node.name if node is not None else None
 
 
-def quantize_dynamic_int8(source: Path, target: Path) -> None:
-    """ONNX Runtime's dynamic int8 quantisation: weights int8 per output channel, the word-embedding
-    table stored as uint8 (in fp32 it would be half of an int8 BERT-base file).
+def nodes_kept_fp32(graph, patterns: Sequence[str]) -> list[str]:
+    """The names of the graph's nodes that stay fp32: the classifier (tiny, and its error would go
+    straight into the logits) and every node whose name matches one of ``patterns`` (regular
+    expressions, searched). A pattern that matches no node is an error naming it.
 
-    The classifier stays fp32: it is tiny, and its error would go straight into the logits.
+    >>> from onnx import helper
+    >>> graph = helper.make_graph([helper.make_node("MatMul", ["a", "w"], ["b"], name="/layer.0/output/dense/MatMul")], "g", [], [])
+    >>> nodes_kept_fp32(graph, [r"layer\\.0/output"])
+    ['/layer.0/output/dense/MatMul']
+    """
+    kept = [name] if (name := classifier_matmul(graph)) else []
+    for pattern in patterns:
+        matched = [node.name for node in graph.node if re.search(pattern, node.name)]
+        if not matched:
+            raise ValueError(f"--keep-fp32 {pattern!r} matches no node of the graph")
+        kept += [name for name in matched if name not in kept]
+    return kept
+
+
+def quantize_dynamic_int8(source: Path, target: Path, keep_fp32: Sequence[str] = ()) -> None:
+    """ONNX Runtime's dynamic int8 quantisation: weights int8 per output channel, the word-embedding
+    table stored as uint8 (in fp32 it would be half of an int8 BERT-base file). The nodes of
+    ``nodes_kept_fp32`` stay fp32.
     """
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    classifier = classifier_matmul(onnx.load(str(source), load_external_data=False).graph)
+    excluded = nodes_kept_fp32(onnx.load(str(source), load_external_data=False).graph, keep_fp32)
     root = logging.getLogger()
     level = root.level
     root.setLevel(logging.ERROR)  # the quantiser logs a generic "consider pre-processing" warning via the root logger
@@ -81,7 +100,7 @@ def quantize_dynamic_int8(source: Path, target: Path) -> None:
             str(source),
             str(target),
             op_types_to_quantize=["MatMul", "Attention", "EmbedLayerNormalization"],
-            nodes_to_exclude=[classifier] if classifier else None,
+            nodes_to_exclude=excluded or None,
             per_channel=True,
             weight_type=QuantType.QInt8,
             # Fused contrib ops (Attention, SkipLayerNormalization) defeat shape inference; their outputs are float.
@@ -190,14 +209,20 @@ def single_consumer(consumers: dict[str, list], node, op_type: str):
     return readers[0]
 
 
-def quantize_int8(source: Path, target: Path, calibration: Iterable[tuple[np.ndarray, np.ndarray]], intra_op_num_threads: int) -> int:
+def quantize_int8(
+    source: Path,
+    target: Path,
+    calibration: Iterable[tuple[np.ndarray, np.ndarray]],
+    intra_op_num_threads: int,
+    keep_fp32: Sequence[str] = (),
+) -> int:
     """Quantise the fp32 graph ``source`` into ``target``: dynamic int8 weights, then activation
-    scales frozen from ``calibration`` batches run through ``source``. Returns how many activation
-    tensors were calibrated."""
+    scales frozen from ``calibration`` batches run through ``source``; nodes matching ``keep_fp32``
+    stay fp32 (``nodes_kept_fp32``). Returns how many activation tensors were calibrated."""
     import onnx
 
     dynamic = target.with_name(target.stem + ".dynamic.onnx")
-    quantize_dynamic_int8(source, dynamic)
+    quantize_dynamic_int8(source, dynamic, keep_fp32)
     model = onnx.load(str(dynamic))
     dynamic.unlink()
     tensors = dynamically_quantised_tensors(model)
