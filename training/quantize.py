@@ -70,7 +70,8 @@ def nodes_kept_fp32(graph, patterns: Sequence[str]) -> list[str]:
     expressions, searched). A pattern that matches no node is an error naming it.
 
     >>> from onnx import helper
-    >>> graph = helper.make_graph([helper.make_node("MatMul", ["a", "w"], ["b"], name="/layer.0/output/dense/MatMul")], "g", [], [])
+    >>> node = helper.make_node("MatMul", ["a", "w"], ["b"], name="/layer.0/output/dense/MatMul")
+    >>> graph = helper.make_graph([node], "g", [], [helper.make_tensor_value_info("logits", 1, None)])
     >>> nodes_kept_fp32(graph, [r"layer\\.0/output"])
     ['/layer.0/output/dense/MatMul']
     """
