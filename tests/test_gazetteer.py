@@ -64,7 +64,12 @@ def test_written_from_a_wheel_keeps_large_enough_cities_and_clean_names(tmp_path
     output = tmp_path / "out" / "gazetteer.tsv"
     write_gazetteer(output, tmp_path, pin)
     rows = output.read_text(encoding="utf-8").splitlines()
-    assert rows == ["name\tgeonameid\tcountry\tpopulation", "موسكو\t524901\tRU\t10381222", "دمشق\t170654\tSY\t1569394", "الفحاحيل\t285787\tKW\t68290"]
+    assert rows == [
+        "name\tgeonameid\tcountry\tpopulation",
+        "موسكو\t524901\tRU\t10381222",
+        "دمشق\t170654\tSY\t1569394",
+        "الفحاحيل\t285787\tKW\t68290",
+    ]
     assert load_gazetteer(output) == ("موسكو", "دمشق", "الفحاحيل")
 
 
@@ -84,7 +89,7 @@ def test_a_wrong_checksum_or_another_table_writes_nothing(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "content, message",
+    ("content", "message"),
     [
         ("name\tpopulation\nموسكو\t1\n", r":1: expected the header"),
         ("name\tgeonameid\tcountry\tpopulation\nموسكو\t524901\tRU\n", r":2: expected name, geonameid, country, population"),
@@ -122,7 +127,6 @@ def test_replaced_copies_of_the_seeds_change_only_their_gpe_mentions():
 
 def test_a_mention_with_a_proclitic_keeps_its_place():
     from serving.text import segment_words
-
     from training.data import Segment
 
     segment = Segment("d", tuple(segment_words("وصل إلى بالقاهرة وموسكو")), ("O", "O", "B-GPE", "B-GPE"))
