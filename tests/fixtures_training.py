@@ -42,3 +42,17 @@ def tiny_model_dir(tmp_path_factory) -> Path:
     fit = json.loads((output / "metrics.json").read_text(encoding="utf-8"))["training_set"]
     assert fit["f1"] >= 0.9, f"the tiny model does not fit the seeds: {fit}"
     return output
+
+
+def windows_added_by(work_dir: Path, *options: str) -> tuple[int, dict]:
+    """Train a one-layer model for one epoch on the seeds without and with ``options`` (a short-text
+    augmentation of training.train); how many training windows the options added, and the metrics of
+    the run with them."""
+    from tests.test_training import TINY
+    from training import train
+
+    runs = [work_dir / "plain", work_dir / "augmented"]
+    for output, extra in zip(runs, [(), options], strict=True):
+        assert train.main(["--data", str(SEEDS), "--output", str(output), *TINY, "--epochs", "1", *extra]) == 0
+    plain, augmented = (json.loads((output / "metrics.json").read_text(encoding="utf-8")) for output in runs)
+    return augmented["training_windows"] - plain["training_windows"], augmented

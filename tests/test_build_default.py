@@ -5,7 +5,7 @@ dev lines; the card's label decisions."""
 import json
 from pathlib import Path
 
-from serving.annotation import Document, write_documents
+from serving.annotation import Document, read_documents, write_documents
 from serving.spans import Span
 from training.build_default import dev_agreement, stage_fingerprint, stage_job
 from training.modelcard import MAP_DECISIONS, label_decisions, pull_tables
@@ -161,18 +161,27 @@ def test_a_build_job_runs_the_encoder_arm_first_then_the_compared_bases():
 def test_the_card_gets_the_probe_scored_by_the_serving_runtime(tiny_onnx_dir, tmp_path):
     import shutil
 
-    from training.build_default import PROBE, add_probe_section
+    from training.build_default import PROBE, REPO_ROOT, add_probe_section
 
     model = tmp_path / "model"
     shutil.copytree(tiny_onnx_dir, model)
     add_probe_section(model)
     card = (model / "README.md").read_text(encoding="utf-8")
     section = card.split("## Short texts: the probe", 1)[1]
-    assert f"`{PROBE}`" in section and "| **all** |" in section
+    scores, failures = section.split("Where it fails: ", 1)  # a tiny untrained model gets texts wrong
+    assert f"`{PROBE}`" in scores and "| **all** |" in scores
     supports = [
-        int(row.rsplit("|", 2)[1]) for row in section.splitlines() if row.startswith("| ") and not row.startswith(("| label", "| **all**"))
+        int(row.rsplit("|", 2)[1]) for row in scores.splitlines() if row.startswith("| ") and not row.startswith(("| label", "| **all**"))
     ]
     assert sum(supports) == 550
+    wrong = int(failures.split(" of the 271 texts", 1)[0])
+    rows = [row.split(" | ") for row in failures.splitlines() if row.startswith("| ") and not row.startswith("| text |")]
+    assert 1 <= wrong <= 271 and len(rows) == min(wrong, 15)
+    gold = {d.text: d for d in read_documents(REPO_ROOT / PROBE)}
+    for text, annotated, tagged in rows:
+        assert annotated != tagged.removesuffix(" |")
+        document = gold[text.removeprefix("| ")]
+        assert annotated == (", ".join(f"{span.label} «{span.text}»" for span in document.spans) or "nothing")
 
 
 def test_a_stage_trains_through_the_training_function_and_is_reused_when_nothing_changed(tiny_model_dir, tmp_path, capsys):

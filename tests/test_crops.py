@@ -1,19 +1,19 @@
-"""Short crops (training/crops.py) on the real seed articles and corpus excerpts: every crop is a run of
-its sentence's words, cut where no entity is cut, with every entity in it whole, and the same
-document always gives the same crops; a training run with --short-crops trains on them."""
+"""Short crops and headline fragments (training/crops.py) on the real seed articles: every crop is a run
+of its sentence's words, cut where no entity is cut, with every entity in it whole; a headline fragment
+is two whole entities of different labels with only the short O gap between them dropped; the same
+document always gives the same ones; training runs with --short-crops and --headline-fragments train on them."""
 
 from __future__ import annotations
 
 import doctest
-import json
 
 import pytest
 
 from serving.annotation import read_documents
 from serving.spans import split_tag, tag_ranges
-from tests.fixtures_training import SEEDS
+from tests.fixtures_training import SEEDS, windows_added_by
 from training import crops
-from training.crops import MAX_CROP_WORDS, crop, crops_for_document
+from training.crops import MAX_CROP_WORDS, MAX_DROPPED_WORDS, MAX_LEAD_WORDS, crop, crops_for_document, droppable_gaps, headline_fragments
 from training.data import Segment, document_segments
 
 
@@ -62,15 +62,66 @@ def test_a_crop_that_would_cut_an_entity_is_an_error():
         crop(segment, 0, 2, 0)
 
 
+@pytest.mark.parametrize("seed", [0, 1])
+def test_headline_fragments_keep_two_whole_entities_and_drop_only_the_gap(seed):
+    made_any = 0
+    for document in read_documents(SEEDS):
+        segments = document_segments(document, "seeds")
+        fragments = headline_fragments(segments, 1.0, seed)
+        assert [(f.words, f.tags) for f in fragments] == [(f.words, f.tags) for f in headline_fragments(segments, 1.0, seed)]
+        assert len({f.document_id for f in fragments}) == len(fragments)
+        made_any += len(fragments)
+        for fragment in fragments:
+            assert fragment.tokens[-1].end == len(" ".join(fragment.words))  # tokens index the fragment's own text
+            entities = tag_ranges(fragment.tags)
+            assert len(entities) == 2 and entities[0][1] == entities[1][0] and entities[0][2] != entities[1][2]
+            assert entities[0][0] <= MAX_LEAD_WORDS and entities[1][1] == len(fragment.tags)
+            # Somewhere in its document the same words stand with a short O gap between the entities.
+            (first, second, _), (_, end, _) = entities
+            lead, one, two = fragment.words[:first], fragment.words[first:second], fragment.words[second:end]
+            found = [
+                (segment, gap)
+                for segment in segments
+                for gap in droppable_gaps(segment)
+                if segment.words[gap[0] : gap[1]] == one
+                and segment.words[gap[2] : gap[3]] == two
+                and segment.words[gap[0] - len(lead) : gap[0]] == lead
+            ]
+            assert found, fragment.words
+            source, (_, dropped_start, dropped_end, _) = found[0]
+            assert 1 <= dropped_end - dropped_start <= MAX_DROPPED_WORDS
+            assert set(source.tags[dropped_start:dropped_end]) == {"O"}
+    assert made_any >= 10
+    assert headline_fragments(segments, 0, 0) == []
+
+
+def test_no_fragment_joins_two_entities_of_the_same_label_or_across_punctuation():
+    from serving.text import segment_words
+
+    words = "التقى بوتين و أردوغان ثم زار أنقرة ، ثم موسكو"
+    tags = ("O", "B-PERS", "O", "B-PERS", "O", "O", "B-GPE", "O", "O", "B-GPE")
+    segment = Segment("d", tuple(segment_words(words)), tags)
+    assert droppable_gaps(segment) == [(3, 4, 6, 7)]  # أردوغان ... أنقرة: PERS then GPE, two words between
+    leads = set()
+    for seed in range(6):
+        (fragment,) = headline_fragments([segment], 3, seed)
+        assert fragment.words[-2:] == ["أردوغان", "أنقرة"] and fragment.tags[-2:] == ("B-PERS", "B-GPE")
+        leads.add(tuple(fragment.words[:-2]))
+    assert leads <= {(), ("و",)}  # the lead stops at the entity before it
+
+
 @pytest.mark.model
 def test_training_with_short_crops_adds_their_windows(tmp_path):
-    from tests.test_training import TINY
-    from training import train
-
-    plain, cropped = tmp_path / "plain", tmp_path / "cropped"
-    assert train.main(["--data", str(SEEDS), "--output", str(plain), *TINY, "--epochs", "1"]) == 0
-    assert train.main(["--data", str(SEEDS), "--output", str(cropped), *TINY, "--epochs", "1", "--short-crops", "1"]) == 0
-    windows = [json.loads((d / "metrics.json").read_text(encoding="utf-8"))["training_windows"] for d in (plain, cropped)]
+    added, metrics = windows_added_by(tmp_path, "--short-crops", "1")
     sentences = sum(len(document_segments(d)) for d in read_documents(SEEDS))
-    assert windows[1] - windows[0] >= 0.8 * sentences
-    assert json.loads((cropped / "metrics.json").read_text(encoding="utf-8"))["hyperparameters"]["short_crops"] == 1.0
+    assert added >= 0.8 * sentences
+    assert metrics["hyperparameters"]["short_crops"] == 1.0
+
+
+@pytest.mark.model
+def test_training_with_headline_fragments_adds_their_windows(tmp_path):
+    added, metrics = windows_added_by(tmp_path, "--headline-fragments", "1")
+    seed = metrics["hyperparameters"]["seed"]
+    expected = sum(len(headline_fragments(document_segments(d, "seeds"), 1.0, seed)) for d in read_documents(SEEDS))
+    assert expected >= 10 and added == expected
+    assert metrics["hyperparameters"]["headline_fragments"] == 1.0

@@ -17,6 +17,12 @@ MAX_BYTES = 60 * 1000 * 1000
 
 # The sentence of the issue that asked for this model: an article it never saw.
 BLINKEN = "قال وزير الخارجية الأمريكي أنتوني بلينكن في مؤتمر صحفي في القاهرة إن الولايات المتحدة ستدعم مصر."
+# What a user types first, as the issue that asked for a model that generalises tried it: exactly these entities.
+FIRST_TEXTS = {
+    "موسكو": {("موسكو", "GPE")},
+    "زار بوتين موسكو": {("بوتين", "PERS"), ("موسكو", "GPE")},
+    "زار ماكرون باريس": {("ماكرون", "PERS"), ("باريس", "GPE")},
+}
 
 
 def directory_bytes(directory: Path) -> int:
@@ -41,6 +47,11 @@ def test_default_model_tags_the_places_of_unseen_news_with_offsets_into_the_inpu
 
 def test_default_model_tags_the_whole_person_of_unseen_news():
     assert ("أنتوني بلينكن", "PERS") in blinken_entities()
+
+
+def test_default_model_tags_the_short_texts_a_user_types_first():
+    tagged = Tagger.load(DEFAULT).tag(list(FIRST_TEXTS))
+    assert [{(entity.text, entity.label) for entity in entities} for entities in tagged] == list(FIRST_TEXTS.values())
 
 
 def test_default_model_directory_matches_its_model_card():

@@ -190,6 +190,7 @@ def test_moving_a_document_to_dev_holds_back_training_text_it_shares():
         ({"loss": "focal"}, r"\[training\] loss: expected one of partial, cross-entropy, got 'focal'"),
         ({"short_crops": -1}, r"\[training\] short_crops: expected at least 0, got -1"),
         ({"gpe_replacements": -0.5}, r"\[training\] gpe_replacements: expected at least 0, got -0.5"),
+        ({"headline_fragments": -2}, r"\[training\] headline_fragments: expected at least 0, got -2"),
         ({"seed": True}, r"\[training\] seed: expected an integer, got True"),
     ],
 )

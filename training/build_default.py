@@ -51,6 +51,7 @@ from .modelcard import (
     default_model_card,
     file_sha256,
     json_text,
+    probe_misses,
     probe_section,
     seeds_cv_f1,
     with_comparison_section,
@@ -465,10 +466,13 @@ def add_probe_section(model_dir: Path) -> None:
     from .evaluate import predict_with_onnx
 
     documents = read_documents(REPO_ROOT / PROBE)
-    report = entity_report([gold_tags(d) for d in documents], predict_with_onnx(str(model_dir), documents))
-    log(f"== probe ({PROBE}): entity F1 {report['micro avg']['f1-score']:.3f} as served")
+    gold, predicted = [gold_tags(d) for d in documents], predict_with_onnx(str(model_dir), documents)
+    report = entity_report(gold, predicted)
+    misses = probe_misses(documents, gold, predicted)
+    log(f"== probe ({PROBE}): entity F1 {report['micro avg']['f1-score']:.3f} as served; {len(misses)} of {len(documents)} texts wrong")
     card = model_dir / "README.md"
-    atomic_write_text(card, card.read_text(encoding="utf-8").rstrip("\n") + "\n\n" + probe_section(report, len(documents), PROBE) + "\n")
+    section = probe_section(report, len(documents), PROBE, misses)
+    atomic_write_text(card, card.read_text(encoding="utf-8").rstrip("\n") + "\n\n" + section + "\n")
 
 
 if __name__ == "__main__":

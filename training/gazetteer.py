@@ -41,8 +41,8 @@ from pathlib import Path
 
 from serving.annotation import atomic_write_text
 from serving.spans import tag_ranges
-from serving.text import Token
 
+from .crops import sentence_draws, tokens_of
 from .data import Segment
 from .wheels import PinnedWheel, WheelError, fetch_wheel, read_member
 
@@ -176,11 +176,7 @@ def replace_gpe_mentions(segment: Segment, names: Sequence[str], rng: random.Ran
         position = end
     new_words += words[position:]
     new_tags += tags[position:]
-    tokens, offset = [], 0
-    for word in new_words:
-        tokens.append(Token(word, offset, offset + len(word)))
-        offset += len(word) + 1
-    return Segment(f"{segment.document_id}#gpe{number}", tuple(tokens), tuple(new_tags), segment.annotated, segment.source)
+    return Segment(f"{segment.document_id}#gpe{number}", tokens_of(new_words), tuple(new_tags), segment.annotated, segment.source)
 
 
 def gpe_replacement_copies(segments: Sequence[Segment], per_sentence: float, seed: int, names: Sequence[str]) -> list[Segment]:
@@ -195,12 +191,8 @@ def gpe_replacement_copies(segments: Sequence[Segment], per_sentence: float, see
     >>> len(gpe_replacement_copies([s], 2, seed=1, names=["عمان"]))
     2
     """
-    if per_sentence <= 0 or not segments:
-        return []
-    rng = random.Random(f"{seed}:gpe:{segments[0].document_id}")
     copies: list[Segment] = []
-    for segment in segments:
-        count = int(per_sentence) + (1 if rng.random() < per_sentence - int(per_sentence) else 0)
+    for segment, count, rng in sentence_draws(segments, per_sentence, f"{seed}:gpe"):
         for _ in range(count):
             copy = replace_gpe_mentions(segment, names, rng, len(copies))
             if copy is None:

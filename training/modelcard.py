@@ -24,6 +24,8 @@ from typing import Any
 
 from serving.annotation import Document
 from serving.schema import ENTITY_LABELS, LABEL_DESCRIPTIONS, label_members
+from serving.spans import Span, tag_ranges, tags_to_spans
+from serving.text import segment_words
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -606,28 +608,78 @@ def weakest(report: dict, count: int = 3) -> list[tuple[str, float, int]]:
     return sorted(rows, key=lambda row: row[1])[:count]
 
 
-def probe_section(report: dict, documents: int, probe: str) -> str:
-    """The card's section on the short-text probe, from an entity report on the ``documents``
-    texts of the ``probe`` file.
+PROBE_MISSES_SHOWN = 15  # the probe's wrong texts the card lists, in file order
 
-    >>> print(probe_section({"GPE": {"precision": 0.5, "recall": 1.0, "f1-score": 0.667, "support": 2}, "micro avg": {"precision": 0.5, "recall": 1.0, "f1-score": 0.667, "support": 2}}, 2, "annotations/probe/short_texts.jsonl"))
+
+def spans_text(spans: Sequence[Span]) -> str:
+    """Entities as a card writes them.
+
+    >>> spans_text([Span(4, 9, "PERS", "بوتين"), Span(10, 15, "GPE", "موسكو")]), spans_text([])
+    ('PERS «بوتين», GPE «موسكو»', 'nothing')
+    """
+    return ", ".join(f"{span.label} «{span.text}»" for span in spans) or "nothing"
+
+
+def probe_misses(
+    documents: Sequence[Document], gold: Sequence[Sequence[str]], predicted: Sequence[Sequence[str]]
+) -> list[tuple[str, str, str]]:
+    """(text, annotated, tagged) of each document whose predicted entities are not exactly its gold
+    ones (one missing, extra, cut differently or of another label), in order.
+
+    >>> doc = Document("p1", "زار بوتين موسكو")
+    >>> probe_misses([doc, doc], [["O", "B-PERS", "B-GPE"]] * 2, [["O", "B-PERS", "B-GPE"], ["O", "B-PERS", "O"]])
+    [('زار بوتين موسكو', 'PERS «بوتين», GPE «موسكو»', 'PERS «بوتين»')]
+    """
+    misses = []
+    for document, gold_tags, predicted_tags in zip(documents, gold, predicted, strict=True):
+        if tag_ranges(gold_tags) != tag_ranges(predicted_tags):
+            tokens = segment_words(document.text)
+            misses.append(
+                (
+                    document.text,
+                    spans_text(tags_to_spans(document.text, tokens, gold_tags)),
+                    spans_text(tags_to_spans(document.text, tokens, predicted_tags)),
+                )
+            )
+    return misses
+
+
+def probe_section(report: dict, documents: int, probe: str, misses: Sequence[tuple[str, str, str]] = ()) -> str:
+    """The card's section on the short-text probe, from an entity report on the ``documents``
+    texts of the ``probe`` file and the texts it gets wrong (``probe_misses``).
+
+    >>> print(probe_section({"GPE": {"precision": 0.5, "recall": 1.0, "f1-score": 0.667, "support": 2}, "micro avg": {"precision": 0.5, "recall": 1.0, "f1-score": 0.667, "support": 2}}, 2, "annotations/probe/short_texts.jsonl", [("في لبنان اليوم", "GPE «لبنان»", "GPE «لبنان», DATE «اليوم»")]))
     ## Short texts: the probe
     <BLANKLINE>
-    Entity F1 of this model, as served (int8), on the 2 headlines, one-clause sentences and lone names of `annotations/probe/short_texts.jsonl` (written for this project, kept out of training and out of every choice of recipe; `python -m training.evaluate --model models/default --data annotations/probe/short_texts.jsonl`):
+    Entity F1 of this model, as served (int8), on the 2 headlines, one-clause sentences and lone names of `annotations/probe/short_texts.jsonl` (written for this project, kept out of training and never used to rank recipes; `python -m training.evaluate --model models/default --data annotations/probe/short_texts.jsonl`):
     <BLANKLINE>
     | label | precision | recall | F1 | support |
     |---|---:|---:|---:|---:|
     | GPE | 0.500 | 1.000 | 0.667 | 2 |
     | **all** | 0.500 | 1.000 | **0.667** | 2 |
+    <BLANKLINE>
+    Where it fails: 1 of the 2 texts come out with an entity missing, extra, cut differently or of another label. The first 1:
+    <BLANKLINE>
+    | text | annotated | tagged |
+    |---|---|---|
+    | في لبنان اليوم | GPE «لبنان» | GPE «لبنان», DATE «اليوم» |
     """
     total = report["micro avg"]
     rows = _scores_table({label: scores for label, scores in report.items() if not label.endswith(" avg")})
     rows += f"\n| **all** | {total['precision']:.3f} | {total['recall']:.3f} | **{total['f1-score']:.3f}** | {total['support']} |"
-    return (
+    section = (
         f"## Short texts: the probe\n\nEntity F1 of this model, as served (int8), on the {documents} headlines, one-clause sentences and lone names "
-        f"of `{probe}` (written for this project, kept out of training and out of every choice of recipe; "
+        f"of `{probe}` (written for this project, kept out of training and never used to rank recipes; "
         f"`python -m training.evaluate --model models/default --data {probe}`):\n\n" + rows
     )
+    if misses:
+        shown = misses[:PROBE_MISSES_SHOWN]
+        section += (
+            f"\n\nWhere it fails: {len(misses)} of the {documents} texts come out with an entity missing, extra, cut differently or of "
+            f"another label. The first {len(shown)}:\n\n| text | annotated | tagged |\n|---|---|---|\n"
+            + "\n".join(f"| {table_cell(text)} | {table_cell(gold)} | {table_cell(tagged)} |" for text, gold, tagged in shown)
+        )
+    return section
 
 
 def imported_encoder_row(imported: dict) -> str:
@@ -719,20 +771,26 @@ def arms_section(arms: dict, record_path: str) -> str:
     )
 
 
-def short_crops_note(metrics: dict) -> str:
-    """How many short crops a stage added per training sentence, as a clause of the card.
+# What each short-text augmentation of training.train adds, in the card's words.
+AUGMENTATION_NOTES = {
+    "short_crops": "short crops per sentence (`training/crops.py`: lone entities and 2-8-word fragments cut at entity-safe points)",
+    "headline_fragments": "headline fragments per sentence (`training/crops.py`: two entities of different labels side by side, the 1-3 words between them dropped)",
+    "gpe_replacements": "copies per sentence with GPE mentions swapped for GeoNames city names (`training/gazetteer.py`)",
+}
 
-    >>> short_crops_note({"hyperparameters": {"short_crops": 0.5}})
-    '; with 0.5 short crops per sentence (`training/crops.py`: lone entities and 2-8-word fragments cut at entity-safe points)'
-    >>> short_crops_note({"hyperparameters": {}})
+
+def augmentation_note(metrics: dict) -> str:
+    """The short-text augmentations a stage trained with, as a clause of the card.
+
+    >>> augmentation_note({"hyperparameters": {"short_crops": 0, "headline_fragments": 0.5}})
+    '; with 0.5 headline fragments per sentence (`training/crops.py`: two entities of different labels side by side, the 1-3 words between them dropped)'
+    >>> augmentation_note({"hyperparameters": {}})
     ''
     """
-    crops = metrics["hyperparameters"].get("short_crops", 0)
-    if not crops:
-        return ""
-    return (
-        f"; with {crops:g} short crops per sentence (`training/crops.py`: lone entities and 2-8-word fragments cut at entity-safe points)"
-    )
+    used = [
+        f"{metrics['hyperparameters'][name]:g} {note}" for name, note in AUGMENTATION_NOTES.items() if metrics["hyperparameters"].get(name)
+    ]
+    return "; with " + " and ".join(used) if used else ""
 
 
 def default_model_card(facts: dict) -> str:
@@ -826,9 +884,9 @@ while training on everything else: **{seeds_cv_f1(stage2):.3f}** pooled
 
 1. Starting point: {encoder_line}
 2. Stage 1 (`{facts["recipes"]["stage1"]}`): the five corpora, coverage-aware loss, best epoch on the dev sets
-   (mean per-source F1 {stage1["dev"]["f1"]:.3f}){short_crops_note(stage1)}.
+   (mean per-source F1 {stage1["dev"]["f1"]:.3f}){augmentation_note(stage1)}.
 3. Stage 2 (`{facts["recipes"]["stage2"]}`): the seed articles (weight 6) and Wojood (2), our conventions, with a replay
-   of the corpora (0.05-0.15): mean per-source dev F1 {dev["f1"]:.3f}{short_crops_note(stage2)}.
+   of the corpora (0.05-0.15): mean per-source dev F1 {dev["f1"]:.3f}{augmentation_note(stage2)}.
 
 4. Decoding (`serving/decoding.py`): each sentence's tags are the most probable IOB2 sequence under the
    model's tag-transition prior, counted from the tags stage 2 trained on (`tag_transitions` in

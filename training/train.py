@@ -55,7 +55,7 @@ from serving.text import segment_words
 from serving.word_reader import WordDecoder, make_decoder, read_words
 
 from .base_model import DEFAULT_BASE_MODEL, BaseModelError, load_pretrained, randomly_initialised
-from .crops import crops_for_document
+from .crops import crops_for_document, headline_fragments
 from .cv import cross_validate
 from .data import Segment, default_overlap, document_segments, encode_examples, usable_max_length
 from .dev_splits import SourceSplit, move_to_dev, split_record
@@ -103,6 +103,7 @@ class TrainSettings:
     loss: str = "partial"
     precision: str = "auto"
     short_crops: float = 0.0  # extra short segments per training sentence (training/crops.py)
+    headline_fragments: float = 0.0  # two entities side by side, the words between dropped (training/crops.py)
     gpe_replacements: float = 0.0  # copies per sentence with GPE mentions swapped for gazetteer names (training/gazetteer.py)
 
 
@@ -322,7 +323,9 @@ def train_model(data: TrainingData, source: ModelSource, settings: TrainSettings
         for document in documents:
             if id(document) not in encoded:
                 segments = document_segments(document, name)
-                segments += crops_for_document(segments, settings.short_crops, settings.seed)
+                segments += crops_for_document(segments, settings.short_crops, settings.seed) + headline_fragments(
+                    segments, settings.headline_fragments, settings.seed
+                )
                 if settings.gpe_replacements:
                     segments += gpe_replacement_copies(segments, settings.gpe_replacements, settings.seed, load_gazetteer())
                 encoded[id(document)] = segments, encode_examples(segments, tokenizer, max_length, overlap, loss=settings.loss)
@@ -487,6 +490,12 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
         help=f"also train on N short crops per sentence on average: lone entities, 2-8-word fragments cut at entity-safe points (default {defaults.short_crops:g})",
     )
     hyper.add_argument(
+        "--headline-fragments",
+        type=float,
+        metavar="N",
+        help=f"also train on N headline fragments per sentence on average: two entities of different labels with the 1-3 words between them dropped, «وصل بوتين إلى موسكو» -> «وصل بوتين موسكو» (default {defaults.headline_fragments:g})",
+    )
+    hyper.add_argument(
         "--gpe-replacements",
         type=float,
         metavar="N",
@@ -530,6 +539,7 @@ SETTING_MINIMUM = {
     "max_length": 8,
     "early_stopping_patience": 1,
     "short_crops": 0,
+    "headline_fragments": 0,
     "gpe_replacements": 0,
 }
 
@@ -542,7 +552,7 @@ def recipe_settings(recipe: Recipe) -> dict:
     {'epochs': 8.0, 'learning_rate': 0.0005}
     >>> recipe_settings(Recipe((), path="r.toml", training={"epoch": 8}))
     Traceback (most recent call last):
-    training.sources.RecipeError: r.toml: [training] epoch: unknown setting (known: epochs, learning_rate, batch_size, warmup_ratio, weight_decay, seed, gradient_accumulation_steps, max_length, early_stopping_patience, loss, precision, short_crops, gpe_replacements)
+    training.sources.RecipeError: r.toml: [training] epoch: unknown setting (known: epochs, learning_rate, batch_size, warmup_ratio, weight_decay, seed, gradient_accumulation_steps, max_length, early_stopping_patience, loss, precision, short_crops, headline_fragments, gpe_replacements)
     """
     kinds = {name: type(value) for name, value in asdict(TrainSettings()).items()}
     kinds["max_length"] = int  # None in the defaults: the model's own limit
@@ -576,7 +586,7 @@ def _check_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) 
         parser.error("--cv-source needs --cv")
     if args.recipe and (args.dev_fraction is not None or args.split_seed is not None):
         parser.error("a recipe names each source's dev fraction and its split seed; --dev-fraction and --split-seed go with --data")
-    for option in ("short_crops", "gpe_replacements"):
+    for option in ("short_crops", "headline_fragments", "gpe_replacements"):
         if getattr(args, option) is not None and getattr(args, option) < 0:
             parser.error(f"--{option.replace('_', '-')} must be 0 or more, got {getattr(args, option)}")
     if args.dev_fraction is not None and not 0 <= args.dev_fraction <= 0.9:
