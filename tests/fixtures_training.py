@@ -44,15 +44,23 @@ def tiny_model_dir(tmp_path_factory) -> Path:
     return output
 
 
-def windows_added_by(work_dir: Path, *options: str) -> tuple[int, dict]:
-    """Train a one-layer model for one epoch on the seeds without and with ``options`` (a short-text
-    augmentation of training.train); how many training windows the options added, and the metrics of
-    the run with them."""
+def _train_one_epoch(output: Path, *options: str) -> dict:
+    """One epoch of a one-layer model on the seeds (training.train in-process); its metrics."""
     from tests.test_training import TINY
     from training import train
 
-    runs = [work_dir / "plain", work_dir / "augmented"]
-    for output, extra in zip(runs, [(), options], strict=True):
-        assert train.main(["--data", str(SEEDS), "--output", str(output), *TINY, "--epochs", "1", *extra]) == 0
-    plain, augmented = (json.loads((output / "metrics.json").read_text(encoding="utf-8")) for output in runs)
-    return augmented["training_windows"] - plain["training_windows"], augmented
+    assert train.main(["--data", str(SEEDS), "--output", str(output), *TINY, "--epochs", "1", *options]) == 0
+    return json.loads((output / "metrics.json").read_text(encoding="utf-8"))
+
+
+@pytest.fixture(scope="session")
+def plain_training_windows(tmp_path_factory) -> int:
+    """How many training windows one epoch on the seeds has without any short-text augmentation."""
+    return _train_one_epoch(tmp_path_factory.mktemp("plain"))["training_windows"]
+
+
+def windows_added_by(work_dir: Path, plain_windows: int, *options: str) -> tuple[int, dict]:
+    """Train as ``plain_training_windows`` does, with ``options`` (a short-text augmentation of
+    training.train); how many training windows the options added, and the run's metrics."""
+    augmented = _train_one_epoch(work_dir / "augmented", *options)
+    return augmented["training_windows"] - plain_windows, augmented

@@ -111,16 +111,16 @@ def test_no_fragment_joins_two_entities_of_the_same_label_or_across_punctuation(
 
 
 @pytest.mark.model
-def test_training_with_short_crops_adds_their_windows(tmp_path):
-    added, metrics = windows_added_by(tmp_path, "--short-crops", "1")
+def test_training_with_short_crops_adds_their_windows(tmp_path, plain_training_windows):
+    added, metrics = windows_added_by(tmp_path, plain_training_windows, "--short-crops", "1")
     sentences = sum(len(document_segments(d)) for d in read_documents(SEEDS))
     assert added >= 0.8 * sentences
     assert metrics["hyperparameters"]["short_crops"] == 1.0
 
 
 @pytest.mark.model
-def test_training_with_headline_fragments_adds_their_windows(tmp_path):
-    added, metrics = windows_added_by(tmp_path, "--headline-fragments", "1")
+def test_training_with_headline_fragments_adds_their_windows(tmp_path, plain_training_windows):
+    added, metrics = windows_added_by(tmp_path, plain_training_windows, "--headline-fragments", "1")
     seed = metrics["hyperparameters"]["seed"]
     expected = sum(len(headline_fragments(document_segments(d, "seeds"), 1.0, seed)) for d in read_documents(SEEDS))
     assert expected >= 10 and added == expected

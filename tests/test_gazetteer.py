@@ -134,8 +134,8 @@ def test_a_mention_with_a_proclitic_keeps_its_place():
 
 
 @pytest.mark.model
-def test_training_with_gpe_replacements_adds_their_windows(tmp_path):
-    added, metrics = windows_added_by(tmp_path, "--gpe-replacements", "1")
+def test_training_with_gpe_replacements_adds_their_windows(tmp_path, plain_training_windows):
+    added, metrics = windows_added_by(tmp_path, plain_training_windows, "--gpe-replacements", "1")
     names = load_gazetteer(GAZETTEER)
     copies = sum(
         len(gpe_replacement_copies(document_segments(d), 1.0, metrics["hyperparameters"]["seed"], names)) for d in read_documents(SEEDS)
